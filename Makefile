@@ -1,0 +1,72 @@
+# modelops — run `make help` for the list of targets.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+K8S_VERSION ?= 1.36.1
+TOOLS_DIR   ?= $(HOME)/.cache/modelops/tools/k8s-v$(K8S_VERSION)/bin
+STATE_DIR   ?= .k8s-local
+PYTEST_ARGS ?=
+export MODELOPS_TOOLS_DIR := $(TOOLS_DIR)
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv and install the project with its dev extra.
+
+.PHONY: tools
+tools: ## Build (or reuse cached) Kubernetes, etcd, KWOK and Prometheus binaries.
+	bash hack/build-tools.sh all
+
+.PHONY: fmt
+fmt: install ## Format the code.
+	$(VENV)/bin/ruff format operator harness tests
+	$(VENV)/bin/ruff check --fix operator harness tests
+
+.PHONY: lint
+lint: install ## ruff, mypy --strict, import-linter layer contracts.
+	$(VENV)/bin/ruff check operator harness tests
+	$(VENV)/bin/ruff format --check operator harness tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+-include hack/generate.mk
+
+##@ Tests
+
+.PHONY: test
+test: install tools ## Run every test: unit, and cluster tests on a local control plane.
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Run the unit tests only (no cluster, seconds).
+	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
+
+##@ Local cluster
+
+.PHONY: cluster-up
+cluster-up: install tools ## Start the local control plane (KWOK + local-runner nodes) in $(STATE_DIR).
+	$(PY) -m harness.cluster up --state-dir $(STATE_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and everything it started.
+	$(PY) -m harness.cluster down --state-dir $(STATE_DIR)
+
+.PHONY: cluster-status
+cluster-status: ## Show the processes of the local control plane.
+	$(PY) -m harness.cluster status --state-dir $(STATE_DIR)

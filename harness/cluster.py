@@ -1,0 +1,672 @@
+"""A local Kubernetes control plane for tests and the demo: real binaries, loopback only.
+
+``LocalCluster.up()`` starts etcd, kube-apiserver (TLS, RBAC, service-account signing, an audit
+log of every write), kube-controller-manager and kube-scheduler on free loopback ports, then the
+two node backends: KWOK for fake nodes (pods become Running without running anything) and the
+local runner (``harness.noderunner``) that really runs pod commands as local processes, plus a
+tiny volume provisioner so PersistentVolumeClaims bind. Everything it starts is recorded by PID
+in ``<state-dir>/run`` and stopped by ``down()``; nothing is ever found by name.
+
+Two lifetimes:
+
+* attached (pytest): each process gets ``PR_SET_PDEATHSIG`` so it dies with the test process even
+  when that is killed with SIGKILL;
+* detached (``make cluster-up``): processes outlive the command; ``make cluster-down`` stops them.
+
+Binaries come from ``hack/build-tools.sh`` (cached under ``~/.cache/modelops/tools``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+K8S_VERSION = os.environ.get("K8S_VERSION", "1.36.1")
+DEFAULT_BIN_DIR = Path(
+    os.environ.get(
+        "MODELOPS_TOOLS_DIR",
+        Path.home() / ".cache" / "modelops" / "tools" / f"k8s-v{K8S_VERSION}" / "bin",
+    )
+)
+SERVICE_CIDR = "10.96.0.0/16"
+KWOK_POD_CIDR = "10.244.0.0/16"  # fake addresses; nothing may ever dial them
+KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+START_ORDER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "provisioner",
+    "noderunner",
+)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not be started or did not become ready in time."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.2) -> None:
+    """Poll ``check`` until it returns True; raise ``ClusterError`` naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(interval)
+    raise ClusterError(f"Timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: ask the kernel to SIGTERM it when we die.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class LocalCluster:
+    """One local control plane rooted at ``state_dir``.
+
+    ``runner_nodes`` local-runner nodes are named ``local-0``…; ``kwok_nodes`` fake nodes
+    ``kwok-0``… carry the taint ``kwok.x-k8s.io/node=fake:NoSchedule`` so that only pods that
+    tolerate it land there: real work (training Jobs, model servers) goes to the local runner.
+    """
+
+    state_dir: Path
+    bin_dir: Path = DEFAULT_BIN_DIR
+    kwok_nodes: int = 1
+    runner_nodes: int = 1
+    detached: bool = False
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Admin kubeconfig (user in group ``system:masters``)."""
+        return self.state_dir / "admin.kubeconfig"
+
+    @property
+    def pki(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def audit_log(self) -> Path:
+        """JSON lines, one per write request the API server accepted (see ``audit-policy.yaml``)."""
+        return self.log_dir / "audit.log"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def up(self, timeout: float = 120) -> float:
+        """Start everything and wait until every node is Ready; return the seconds it took."""
+        started = time.monotonic()
+        missing = [b for b in ("etcd", "kube-apiserver", "kubectl") if not self._bin(b).exists()]
+        if missing:
+            raise ClusterError(
+                f"Missing {', '.join(missing)} in {self.bin_dir}: run hack/build-tools.sh first"
+            )
+        for d in (self.pki, self.run_dir, self.log_dir, self.state_dir / "etcd"):
+            d.mkdir(parents=True, exist_ok=True)
+        if any(self.run_dir.glob("*.pid")):
+            raise ClusterError(f"{self.state_dir} already has a running cluster: run down first")
+        self.ports = {
+            name: free_port()
+            for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok")
+        }
+        (self.state_dir / "ports.json").write_text(json.dumps(self.ports))
+        try:
+            self._write_pki()
+            self._write_kubeconfig()
+            self._start_etcd()
+            self._start_apiserver(timeout)
+            self._start("kube-controller-manager", self._kcm_args())
+            self._start("kube-scheduler", self._scheduler_args())
+            self._install_basics()
+            if self.kwok_nodes:
+                self._start_kwok()
+            self._start(
+                "provisioner",
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.provisioner",
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--root",
+                    str(self.state_dir / "volumes"),
+                ],
+            )
+            for i in range(self.runner_nodes):
+                self._start(
+                    "noderunner" if i == 0 else f"noderunner-{i}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "harness.noderunner",
+                        "--kubeconfig",
+                        str(self.kubeconfig),
+                        "--node-name",
+                        f"local-{i}",
+                        "--state-dir",
+                        str(self.state_dir / "noderunner" / f"local-{i}"),
+                        "--ip-prefix",
+                        f"127.{77 + i}",
+                    ],
+                )
+            self._wait_nodes_ready(timeout - (time.monotonic() - started))
+        except BaseException:
+            self.down()
+            raise
+        return time.monotonic() - started
+
+    def down(self) -> None:
+        """Stop every process this cluster started, newest first: SIGTERM, then SIGKILL."""
+        pids = sorted(self.run_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for pidfile in pids:
+            with contextlib.suppress(ValueError, OSError):
+                _stop(int(pidfile.read_text()), pidfile.stem)
+            pidfile.unlink(missing_ok=True)
+
+    def alive(self) -> dict[str, int]:
+        """PIDs of the recorded processes that still run, by component."""
+        out = {}
+        for pidfile in self.run_dir.glob("*.pid"):
+            pid = int(pidfile.read_text())
+            if _running(pid):
+                out[pidfile.stem] = pid
+        return out
+
+    @classmethod
+    def load(cls, state_dir: Path, bin_dir: Path = DEFAULT_BIN_DIR) -> LocalCluster:
+        """Attach to a cluster that ``up`` started earlier (for ``down``, ``status``, ``env``)."""
+        c = cls(state_dir=state_dir, bin_dir=bin_dir, detached=True)
+        ports = state_dir / "ports.json"
+        if ports.exists():
+            c.ports = json.loads(ports.read_text())
+        return c
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the cluster's own kubectl with the admin kubeconfig."""
+        return subprocess.run(
+            [str(self._bin("kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for a shell that should talk to this cluster."""
+        return {"KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}:{os.environ['PATH']}"}
+
+    def _bin(self, name: str) -> Path:
+        return self.bin_dir / name
+
+    def _start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        child_env = {**os.environ, **(env or {})}
+        # Components import harness/modelops from the repository, wherever the cwd is.
+        child_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO), child_env.get("PYTHONPATH", "")) if p
+        )
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.state_dir,
+            env=child_env,
+            start_new_session=True,
+            preexec_fn=None if self.detached else _die_with_parent,
+        )
+        log.close()
+        (self.run_dir / f"{name}.pid").write_text(str(proc.pid))
+        # Pid files are ordered by mtime for a reverse-order stop; keep them strictly increasing.
+        time.sleep(0.01)
+        return proc.pid
+
+    def _check_alive(self, name: str) -> None:
+        pid = int((self.run_dir / f"{name}.pid").read_text())
+        if not _running(pid):
+            tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+            raise ClusterError(f"{name} exited during start-up; last log lines:\n{tail}")
+
+    def _write_pki(self) -> None:
+        pki = self.pki
+        if (pki / "admin.crt").exists():
+            return
+        (pki / "ca.cnf").write_text(
+            "[req]\ndistinguished_name=dn\nprompt=no\nx509_extensions=v3_ca\n"
+            "[dn]\nCN=modelops-local-ca\n"
+            "[v3_ca]\nbasicConstraints=critical,CA:TRUE\n"
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\n"
+        )
+        (pki / "admin.cnf").write_text(
+            "[req]\ndistinguished_name=dn\nprompt=no\n"
+            "[dn]\nO=system:masters\nCN=modelops-admin\n"
+            "[ext]\nbasicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth,clientAuth\nauthorityKeyIdentifier=keyid\n"
+            "subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+            "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,"
+            "IP:127.0.0.1,IP:10.96.0.1\n"
+        )
+        run = ["openssl"]
+        cmds = [
+            [
+                *run,
+                "req",
+                "-x509",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "rsa:2048",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "3650",
+                "-config",
+                "ca.cnf",
+            ],
+            [
+                *run,
+                "req",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "rsa:2048",
+                "-keyout",
+                "admin.key",
+                "-out",
+                "admin.csr",
+                "-config",
+                "admin.cnf",
+            ],
+            [
+                *run,
+                "x509",
+                "-req",
+                "-in",
+                "admin.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "3650",
+                "-extfile",
+                "admin.cnf",
+                "-extensions",
+                "ext",
+                "-out",
+                "admin.crt",
+            ],
+            [*run, "genrsa", "-out", "sa.key", "2048"],
+        ]
+        for cmd in cmds:
+            subprocess.run(cmd, cwd=pki, check=True, capture_output=True)
+
+    def _write_kubeconfig(self) -> None:
+        pki = self.pki
+        self.kubeconfig.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "modelops-local",
+                            "cluster": {
+                                "server": self.server,
+                                "certificate-authority": str(pki / "ca.crt"),
+                            },
+                        }
+                    ],
+                    "users": [
+                        {
+                            "name": "admin",
+                            "user": {
+                                "client-certificate": str(pki / "admin.crt"),
+                                "client-key": str(pki / "admin.key"),
+                            },
+                        }
+                    ],
+                    "contexts": [
+                        {
+                            "name": "modelops-local",
+                            "context": {"cluster": "modelops-local", "user": "admin"},
+                        }
+                    ],
+                    "current-context": "modelops-local",
+                },
+                indent=2,
+            )
+        )
+
+    def _start_etcd(self) -> None:
+        p = self.ports
+        client, peer = f"http://127.0.0.1:{p['etcd']}", f"http://127.0.0.1:{p['etcd-peer']}"
+        self._start(
+            "etcd",
+            [
+                str(self._bin("etcd")),
+                "--name=node0",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=node0={peer}",
+                "--unsafe-no-fsync=true",
+                "--auto-compaction-retention=1",
+                "--quota-backend-bytes=2147483648",
+                "--log-level=warn",
+                "--listen-metrics-urls=",
+            ],
+        )
+
+        def healthy() -> bool:
+            self._check_alive("etcd")
+            with urllib.request.urlopen(f"{client}/health", timeout=2) as r:
+                return bool(json.load(r).get("health") == "true")
+
+        wait_for("etcd /health", healthy, 30)
+
+    def _start_apiserver(self, timeout: float) -> None:
+        pki, p = self.pki, self.ports
+        policy = self.state_dir / "audit-policy.yaml"
+        # Writes only, with the user and user agent: enough to count what the operator writes.
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
+            "- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n"
+            "- level: None\n"
+        )
+        self._start(
+            "kube-apiserver",
+            [
+                str(self._bin("kube-apiserver")),
+                f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['apiserver']}",
+                f"--tls-cert-file={pki / 'admin.crt'}",
+                f"--tls-private-key-file={pki / 'admin.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki / 'sa.key'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                # The API server proxies `kubectl logs` to the local runner's log endpoint.
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                f"--kubelet-client-certificate={pki / 'admin.crt'}",
+                f"--kubelet-client-key={pki / 'admin.key'}",
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+
+        def ready() -> bool:
+            self._check_alive("kube-apiserver")
+            with urllib.request.urlopen(f"{self.server}/readyz", timeout=2, context=ctx) as r:
+                return bool(r.status == 200)
+
+        wait_for("kube-apiserver /readyz", ready, timeout)
+
+    def _kcm_args(self) -> list[str]:
+        kc, pki = str(self.kubeconfig), self.pki
+        return [
+            str(self._bin("kube-controller-manager")),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports['kcm']}",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--controllers=*",
+            "--v=1",
+        ]
+
+    def _scheduler_args(self) -> list[str]:
+        kc = str(self.kubeconfig)
+        return [
+            str(self._bin("kube-scheduler")),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports['scheduler']}",
+            "--leader-elect=false",
+            "--v=1",
+        ]
+
+    def _install_basics(self) -> None:
+        # The default StorageClass whose claims the harness provisioner binds to host dirs.
+        self.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=harness",
+            "-f",
+            "-",
+            input=(
+                "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: local\n"
+                "  annotations: {storageclass.kubernetes.io/is-default-class: 'true'}\n"
+                "provisioner: harness.modelops.dev/local\nvolumeBindingMode: Immediate\n"
+                "reclaimPolicy: Retain\n"
+            ),
+        )
+
+    def _start_kwok(self) -> None:
+        stages = sorted((self.bin_dir / "kwok-stages").glob("*.yaml"))
+        stages.append(REPO / "harness" / "kwok" / "stages.yaml")
+        config = self.state_dir / "kwok.yaml"
+        config.write_text("\n---\n".join(s.read_text() for s in stages))
+        self._start(
+            "kwok",
+            [
+                str(self._bin("kwok")),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={config}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-label-selector=type=kwok",
+                f"--cidr={KWOK_POD_CIDR}",
+                "--node-ip=10.243.0.1",
+                "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{self.ports['kwok']}",
+            ],
+        )
+        for i in range(self.kwok_nodes):
+            name = f"kwok-{i}"
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": {
+                        "node.alpha.kubernetes.io/ttl": "0",
+                        "kwok.x-k8s.io/node": "fake",
+                    },
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "type": "kwok",
+                    },
+                },
+                "spec": {"taints": [KWOK_TAINT]},
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                },
+            }
+            self.kubectl(
+                "apply",
+                "--server-side",
+                "--field-manager=harness",
+                "-f",
+                "-",
+                input=json.dumps(node),
+            )
+
+    def _wait_nodes_ready(self, timeout: float) -> None:
+        want = {f"kwok-{i}" for i in range(self.kwok_nodes)}
+        want |= {f"local-{i}" for i in range(self.runner_nodes)}
+
+        def ready() -> bool:
+            for pidfile in self.run_dir.glob("*.pid"):
+                self._check_alive(pidfile.stem)
+            out = self.kubectl("get", "nodes", "-o", "json", check=False)
+            if out.returncode != 0:
+                return False
+            nodes = {
+                n["metadata"]["name"]
+                for n in json.loads(out.stdout)["items"]
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in n.get("status", {}).get("conditions", [])
+                )
+            }
+            return want <= nodes
+
+        wait_for(f"nodes {', '.join(sorted(want))} to be Ready", ready, max(timeout, 10))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still "exists": reap it if we can.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _stop(pid: int, name: str, grace: float = 10) -> None:
+    """Stop the process group led by ``pid`` (every component starts its own session)."""
+    if not _running(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    if _running(pid):
+        print(f"{name} (pid {pid}) ignored SIGTERM for {grace:.0f}s: killing it", file=sys.stderr)
+    # Kill whatever is left of the group too, even when the leader went quietly.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running(state_dir: Path, **kwargs: object) -> Iterator[LocalCluster]:
+    """Start a cluster for the duration of a ``with`` block; always stop it afterwards."""
+    cluster = LocalCluster(state_dir=state_dir, **kwargs)  # type: ignore[arg-type]
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.cluster up|down|status|env``."""
+    parser = argparse.ArgumentParser(prog="python -m harness.cluster", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("--state-dir", type=Path, default=REPO / ".k8s-local")
+    parser.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
+    parser.add_argument("--kwok-nodes", type=int, default=1)
+    parser.add_argument("--runner-nodes", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args(argv)
+    state = args.state_dir.resolve()
+    if args.command == "up":
+        cluster = LocalCluster(
+            state, args.bin_dir, args.kwok_nodes, args.runner_nodes, detached=True
+        )
+        took = cluster.up(args.timeout)
+        print(f"Cluster ready in {took:.1f}s (API server {cluster.server})")
+        print(f"  export KUBECONFIG={cluster.kubeconfig}")
+        print(f"  export PATH={args.bin_dir}:$PATH")
+        print("  kubectl get nodes")
+        return 0
+    cluster = LocalCluster.load(state, args.bin_dir)
+    if args.command == "down":
+        cluster.down()
+        print(f"Cluster in {state} stopped")
+    elif args.command == "status":
+        alive = cluster.alive()
+        for name in START_ORDER:
+            for comp, pid in sorted(alive.items()):
+                if comp.startswith(name):
+                    print(f"{comp:<26} pid {pid}")
+        return 0 if alive else 1
+    else:
+        for k, v in cluster.env().items():
+            print(f"export {k}={v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Shared fixtures.
+
+Unit tests need nothing. Tests marked ``cluster`` get the session fixture ``cluster``: by
+default a local control plane (``harness.cluster``: real etcd, kube-apiserver,
+controller-manager, scheduler, a KWOK fake node and a local-runner node), started once on first
+use and stopped, with every process it started, when the session ends, also when a test fails
+or the run is interrupted. Nothing about the API server is mocked.
+
+``--cluster=existing`` runs the same tests against the cluster that ``KUBECONFIG`` points at
+(for example one made with ``kind create cluster --config kind-config.yaml``) instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.cluster import DEFAULT_BIN_DIR, LocalCluster
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--cluster",
+        choices=["local", "existing"],
+        default=os.environ.get("MODELOPS_TEST_CLUSTER", "local"),
+        help="local: start the local control plane (default); existing: use $KUBECONFIG",
+    )
+
+
+@dataclass
+class ExistingCluster:
+    """A cluster someone else runs, reached through ``KUBECONFIG``."""
+
+    kubeconfig: Path
+    kubectl_bin: str
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster | ExistingCluster]:
+    if request.config.getoption("--cluster") == "existing":
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if not kubeconfig:
+            pytest.fail("--cluster=existing needs KUBECONFIG to point at a reachable cluster")
+        kubectl = shutil.which("kubectl", path=f"{DEFAULT_BIN_DIR}:{os.environ['PATH']}")
+        assert kubectl, "kubectl not found"
+        yield ExistingCluster(Path(kubeconfig), kubectl)
+        return
+    local = LocalCluster(state_dir=tmp_path_factory.mktemp("k8s"))
+    took = local.up()
+    print(f"\nLocal control plane ready in {took:.1f}s ({local.state_dir})")
+    try:
+        yield local
+    finally:
+        local.down()
+        leftover = local.alive()
+        assert not leftover, f"harness processes still alive after teardown: {leftover}"
