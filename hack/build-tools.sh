@@ -130,7 +130,7 @@ build_promtool() {
 what=("$@"); [ ${#what[@]} -gt 0 ] || what=(all)
 for w in "${what[@]}"; do
   case "$w" in
-    all) for t in k8s etcd kwok helm promtool; do timed "$t" "build_$t"; done ;;
+    all) for t in k8s etcd kwok promtool; do timed "$t" "build_$t"; done ;;
     k8s | etcd | kwok | helm | promtool) timed "$w" "build_$w" ;;
     *) log "unknown tool: $w"; exit 2 ;;
   esac

@@ -101,6 +101,7 @@ class LocalCluster:
     runner_nodes: int = 1
     detached: bool = False
     ports: dict[str, int] = field(default_factory=dict)
+    _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -199,6 +200,10 @@ class LocalCluster:
             with contextlib.suppress(ValueError, OSError):
                 _stop(int(pidfile.read_text()), pidfile.stem)
             pidfile.unlink(missing_ok=True)
+            proc = self._procs.pop(pidfile.stem, None)
+            if proc is not None:  # collect the exit status of the children we started
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=1)
 
     def alive(self) -> dict[str, int]:
         """PIDs of the recorded processes that still run, by component."""
@@ -258,6 +263,7 @@ class LocalCluster:
             preexec_fn=None if self.detached else _die_with_parent,
         )
         log.close()
+        self._procs[name] = proc
         (self.run_dir / f"{name}.pid").write_text(str(proc.pid))
         # Pid files are ordered by mtime for a reverse-order stop; keep them strictly increasing.
         time.sleep(0.01)

@@ -1,0 +1,97 @@
+"""What a reconcile decided, as data: the pure ``core`` returns a Plan, ``k8s`` carries it out.
+
+Keeping the decision separate from the I/O lets every decision be tested table-style without a
+cluster, and gives one place (the executor) that guarantees a reconcile with nothing to do
+writes nothing: children already as desired are not applied again, an unchanged status is not
+patched, and events are only planned on state changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Identifies one namespaced object."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ObjectRef:
+        """The reference of a wire-form object."""
+        meta = obj["metadata"]
+        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A Kubernetes Event to record about the reconciled object."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StatusPatch:
+    """A status to merge into ``target``'s status subresource (the reconciled object itself or
+    another object the reconcile owns the status of, e.g. a ModelVersion's phase)."""
+
+    target: ObjectRef
+    status: Obj
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one reconcile wants done, in the order the executor does it.
+
+    - ``apply``: children to server-side apply (skipped when the live object already holds
+      every field the manifest sets);
+    - ``create``: write-once records (ModelVersions) created only if absent;
+    - ``delete``: children to remove;
+    - ``status``: status patches, skipped when the live status already matches;
+    - ``events``: recorded after the writes succeed;
+    - ``requeue_after``: look again after this many seconds even if nothing changes
+      (a canary's minimum ready time, a drift window, a cooldown).
+    """
+
+    apply: tuple[Obj, ...] = ()
+    create: tuple[Obj, ...] = ()
+    delete: tuple[ObjectRef, ...] = ()
+    status: tuple[StatusPatch, ...] = ()
+    events: tuple[EventSpec, ...] = ()
+    requeue_after: float | None = None
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """Whether ``live`` already holds everything ``desired`` sets.
+
+    Maps compare key by key (extra keys in ``live`` — defaults the API server filled in,
+    fields other managers own — do not count); lists compare element-wise and must have the
+    same length, because server-side apply replaces the lists we set or merges them by key
+    into the same length.
+    """
+    if isinstance(desired, Mapping):
+        # A None in ``desired`` asks for the key to be absent (merge-patch deletion).
+        return isinstance(live, Mapping) and all(
+            live.get(k) is None if v is None else (k in live and contains(live[k], v))
+            for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(contains(a, b) for a, b in zip(live, desired, strict=True))
+        )
+    return bool(live == desired)

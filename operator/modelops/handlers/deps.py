@@ -1,0 +1,28 @@
+"""What every reconcile needs, built once at start-up and kept in kopf's memo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from modelops.handlers.workqueue import WorkQueue
+from modelops.k8s.client import Kube
+from modelops.observability import OperatorMetrics
+from modelops.settings import OperatorSettings
+
+
+def utcnow() -> datetime:
+    """The operator's clock (injected into every pure decision)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deps:
+    """Process-wide collaborators of the reconcilers."""
+
+    settings: OperatorSettings
+    kube: Kube
+    metrics: OperatorMetrics
+    queue: WorkQueue
+    clock: Callable[[], datetime] = utcnow

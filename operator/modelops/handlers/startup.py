@@ -1,0 +1,47 @@
+"""Process start-up and shutdown: kopf settings, clients, the work queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from modelops.api import GROUP
+from modelops.handlers.deps import Deps
+from modelops.handlers.reconcile import reconcile
+from modelops.handlers.workqueue import Key, WorkQueue
+from modelops.k8s.client import Kube
+from modelops.observability import OperatorMetrics
+from modelops.settings import OperatorSettings
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Keep kopf's own bookkeeping under our domain, then build the reconcile machinery."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # Reconcile outcomes are reported as our own Events and conditions; kopf's are noise.
+    settings.posting.level = 40  # logging.ERROR
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60
+
+    op: OperatorSettings = memo.settings
+    metrics: OperatorMetrics = memo.metrics
+
+    async def run(key: Key) -> float | None:
+        return await reconcile(memo.deps, key)
+
+    queue = WorkQueue(run, workers=op.workers)
+    memo.deps = Deps(settings=op, kube=Kube.connect(op.kubeconfig), metrics=metrics, queue=queue)
+    queue.start()
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the workers; a reconcile cut short is simply redone by the next operator."""
+    deps: Deps | None = getattr(memo, "deps", None)
+    if deps is not None:
+        await deps.queue.stop()

@@ -1,0 +1,135 @@
+"""A work queue of object keys, in the manner of controller-runtime.
+
+kopf delivers watch events; reconciles run from this queue instead of from kopf's per-object
+handlers so that (1) an event on a child (a Job, a Deployment) reconciles its parent, (2) many
+events for one object collapse into one reconcile, (3) one object is never reconciled by two
+workers at once, and (4) a reconcile can ask to run again later (a canary's ready time, a drift
+interval) or be retried with backoff after an error, without kopf writing progress annotations
+onto user objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, order=True)
+class Key:
+    """One object to reconcile."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+Reconciler = Callable[[Key], Awaitable[float | None]]
+
+
+class WorkQueue:
+    """Deduplicating queue with delayed re-adds and per-key exponential error backoff.
+
+    A key added while it is being processed is processed once more afterwards (the event may
+    carry a change the running reconcile did not see), never concurrently.
+    """
+
+    def __init__(
+        self,
+        reconcile: Reconciler,
+        *,
+        workers: int = 4,
+        base_backoff: float = 1.0,
+        max_backoff: float = 300.0,
+    ) -> None:
+        self._reconcile = reconcile
+        self._workers = workers
+        self._base_backoff = base_backoff
+        self._max_backoff = max_backoff
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._processing: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._failures: dict[Key, int] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, key: Key) -> None:
+        """Reconcile ``key`` soon (at most once more, however often it is added)."""
+        if key in self._processing:
+            self._dirty.add(key)
+            return
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self._queue.put_nowait(key)
+
+    def add_after(self, key: Key, delay: float) -> None:
+        """Reconcile ``key`` after ``delay`` seconds; an earlier pending re-add wins."""
+        loop = asyncio.get_running_loop()
+        timer = self._timers.get(key)
+        when = loop.time() + delay
+        if timer is not None and not timer.cancelled() and timer.when() <= when:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timers[key] = loop.call_at(when, self._fire, key)
+
+    def forget(self, key: Key) -> None:
+        """Drop pending re-adds and failure history of a deleted object."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._failures.pop(key, None)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def start(self) -> None:
+        """Start the workers on the running loop."""
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"modelops-worker-{i}")
+            for i in range(self._workers)
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the workers and pending timers."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._processing.add(key)
+            try:
+                requeue = await self._reconcile(key)
+            except Exception:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                delay = min(self._base_backoff * 2 ** (failures - 1), self._max_backoff)
+                log.exception(
+                    "Reconcile of %s failed (attempt %d); retrying in %.0fs", key, failures, delay
+                )
+                self.add_after(key, delay)
+            else:
+                self._failures.pop(key, None)
+                if requeue is not None:
+                    self.add_after(key, requeue)
+            finally:
+                self._processing.discard(key)
+                self._queue.task_done()
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)

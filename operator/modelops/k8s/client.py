@@ -1,0 +1,276 @@
+"""The only code that talks to the Kubernetes API server.
+
+A thin, synchronous layer over the official client's transport: objects are plain dicts in
+their wire form, so what the pure ``core`` builds is exactly what is sent. Children are written
+with server-side apply under one field manager (``modelops``); the objects users own are only
+ever touched through their ``status`` subresource, their events, and our own annotations.
+
+Every method blocks: call them from a worker thread (``asyncio.to_thread``), never directly on
+the operator's event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modelops.core.plan import EventSpec, ObjectRef
+
+FIELD_MANAGER: Final = "modelops"
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the REST API."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        """The collection path, or the object path when ``name`` is given."""
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+_KNOWN: Final = {
+    (r.api_version, r.kind): r
+    for r in (
+        Resource("v1", "Pod", "pods"),
+        Resource("v1", "Service", "services"),
+        Resource("v1", "Event", "events"),
+        Resource("v1", "ConfigMap", "configmaps"),
+        Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+        Resource("v1", "Namespace", "namespaces", namespaced=False),
+        Resource("apps/v1", "Deployment", "deployments"),
+        Resource("batch/v1", "Job", "jobs"),
+        Resource("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
+        Resource("modelops.dev/v1alpha1", "Model", "models"),
+        Resource("modelops.dev/v1alpha1", "ModelVersion", "modelversions"),
+        Resource("modelops.dev/v1alpha1", "TrainingRun", "trainingruns"),
+        Resource("modelops.dev/v1alpha1", "DriftPolicy", "driftpolicies"),
+    )
+}
+
+
+def resource(api_version: str, kind: str) -> Resource:
+    """The REST location of a kind the operator works with."""
+    try:
+        return _KNOWN[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"modelops does not work with {kind}.{api_version}") from None
+
+
+class Kube:
+    """A Kubernetes API client bound to one cluster and one field manager."""
+
+    def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+        self._api = api
+        self.field_manager = field_manager
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """Connect with ``kubeconfig``, else ``$KUBECONFIG`` or ``~/.kube/config``, else in-cluster."""
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        except config.ConfigException:
+            if kubeconfig:
+                raise
+            config.load_incluster_config(client_configuration=configuration)
+        return cls(client.ApiClient(configuration))
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        method_, url, headers_, body_, _ = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(
+            method_, url, header_params=headers_, body=body_, _request_timeout=60
+        )
+        response.read()
+        data = response.data
+        return cast(Obj, json.loads(data)) if data else {}
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        """The object, or None when it does not exist (it may have been deleted meanwhile)."""
+        try:
+            return self._request("GET", resource(api_version, kind).path(namespace, name))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> list[Obj]:
+        """Objects of a kind in ``namespace`` (all namespaces when None), filtered server-side."""
+        query = {}
+        if labels:
+            query["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        if fields:
+            query["fieldSelector"] = ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
+        out = self._request("GET", resource(api_version, kind).path(namespace), query=query)
+        return cast(list[Obj], out.get("items", []))
+
+    def apply(self, manifest: Obj) -> Obj:
+        """Server-side apply ``manifest`` as the operator's field manager (taking over conflicts:
+        the operator is the only intended writer of the fields it sets on its children)."""
+        meta = manifest["metadata"]
+        path = resource(manifest["apiVersion"], manifest["kind"]).path(
+            meta.get("namespace"), meta["name"]
+        )
+        return self._request(
+            "PATCH",
+            path,
+            query={"fieldManager": self.field_manager, "force": "true"},
+            body=manifest,
+            content_type="application/apply-patch+yaml",
+        )
+
+    def create(self, manifest: Obj) -> tuple[Obj, bool]:
+        """Create ``manifest``; if it already exists return the existing object.
+
+        Returns the object and whether this call created it. Used for records that are
+        written once and never changed (ModelVersions), so a repeated reconcile is harmless.
+        """
+        meta = manifest["metadata"]
+        res = resource(manifest["apiVersion"], manifest["kind"])
+        try:
+            query = {"fieldManager": self.field_manager}
+            return self._request(
+                "POST", res.path(meta.get("namespace")), body=manifest, query=query
+            ), True
+        except ApiException as e:
+            if e.status != 409:
+                raise
+        existing = self.get(
+            manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"]
+        )
+        if existing is None:  # deleted between our POST and GET: let the next reconcile retry
+            raise RuntimeError(f"{manifest['kind']} {meta['name']} vanished while created")
+        return existing, False
+
+    def delete(self, ref: ObjectRef) -> bool:
+        """Delete an object with background propagation; False when it was already gone."""
+        try:
+            self._request(
+                "DELETE",
+                resource(ref.api_version, ref.kind).path(ref.namespace, ref.name),
+                body={"propagationPolicy": "Background"},
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_status(self, ref: ObjectRef, status: Obj) -> Obj:
+        """Replace the fields of ``status`` given here (JSON merge patch on the subresource)."""
+        path = resource(ref.api_version, ref.kind).path(ref.namespace, ref.name) + "/status"
+        return self._request(
+            "PATCH",
+            path,
+            query={"fieldManager": self.field_manager},
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def patch_metadata(
+        self,
+        ref: ObjectRef,
+        *,
+        labels: Mapping[str, str | None] | None = None,
+        annotations: Mapping[str, str | None] | None = None,
+    ) -> Obj:
+        """Set (or with None remove) labels and annotations: the only metadata we write."""
+        meta: Obj = {}
+        if labels:
+            meta["labels"] = dict(labels)
+        if annotations:
+            meta["annotations"] = dict(annotations)
+        return self._request(
+            "PATCH",
+            resource(ref.api_version, ref.kind).path(ref.namespace, ref.name),
+            query={"fieldManager": self.field_manager},
+            body={"metadata": meta},
+            content_type="application/merge-patch+json",
+        )
+
+    def post_event(self, regarding: Obj, event: EventSpec, now: datetime) -> None:
+        """Record a core/v1 Event about ``regarding`` (shown by ``kubectl describe``)."""
+        meta = regarding["metadata"]
+        stamp = now.isoformat().replace("+00:00", "Z")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{secrets.token_hex(8)}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": regarding["apiVersion"],
+                "kind": regarding["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message,
+            "action": event.reason,
+            "source": {"component": "modelops"},
+            "reportingComponent": "modelops.dev/operator",
+            "reportingInstance": "modelops",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            self._request("POST", resource("v1", "Event").path(meta["namespace"]), body=body)
+        except ApiException as e:
+            # An event is a courtesy: losing one must never fail a reconcile.
+            log.warning(
+                "Could not record event %s on %s/%s: %s",
+                event.reason,
+                meta["namespace"],
+                meta["name"],
+                e.reason,
+            )

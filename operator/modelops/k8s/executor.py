@@ -1,0 +1,60 @@
+"""Carry out a Plan: the one place where decisions become API writes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from modelops.core.plan import Obj, ObjectRef, Plan, contains
+from modelops.k8s.client import Kube
+
+log = logging.getLogger(__name__)
+
+
+def execute(
+    kube: Kube,
+    plan: Plan,
+    *,
+    regarding: Obj,
+    live: Mapping[ObjectRef, Obj],
+    now: datetime,
+) -> int:
+    """Write what ``plan`` asks for and return how many writes were made.
+
+    ``live`` holds the objects the reconcile observed, by reference; a child or status that
+    already matches its live counterpart is not written again, so a reconcile with nothing to
+    do makes no request that changes anything. Events about ``regarding`` are recorded last,
+    once the writes they describe have succeeded.
+    """
+    writes = 0
+    for manifest in plan.apply:
+        ref = ObjectRef.of(manifest)
+        current = live.get(ref)
+        if current is not None and contains(current, manifest):
+            continue
+        kube.apply(manifest)
+        writes += 1
+        log.info("%s %s", "Updated" if current is not None else "Created", ref)
+    for manifest in plan.create:
+        ref = ObjectRef.of(manifest)
+        if ref in live:
+            continue
+        _, created = kube.create(manifest)
+        writes += int(created)
+        if created:
+            log.info("Created %s", ref)
+    for ref in plan.delete:
+        if kube.delete(ref):
+            writes += 1
+            log.info("Deleted %s", ref)
+    for patch in plan.status:
+        current = live.get(patch.target)
+        if current is not None and contains(current.get("status", {}), patch.status):
+            continue
+        kube.patch_status(patch.target, patch.status)
+        writes += 1
+    for event in plan.events:
+        kube.post_event(regarding, event, now)
+        writes += 1
+    return writes

@@ -1,0 +1,101 @@
+"""The reconcile work queue: dedup, no concurrent reconcile of a key, requeue, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from modelops.handlers.workqueue import Key, WorkQueue
+
+A = Key("Model", "ns", "a")
+B = Key("Model", "ns", "b")
+
+
+async def _until(pred: object) -> None:
+    assert callable(pred)
+    try:
+        async with asyncio.timeout(2.0):
+            while not pred():
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        pytest.fail("condition not reached in time")
+
+
+def test_adds_collapse_and_keys_never_run_concurrently() -> None:
+    calls: list[Key] = []
+    running: set[Key] = set()
+    overlap: list[Key] = []
+    gate = asyncio.Event()
+
+    async def reconcile(key: Key) -> float | None:
+        if key in running:
+            overlap.append(key)
+        running.add(key)
+        calls.append(key)
+        await gate.wait()
+        running.discard(key)
+        return None
+
+    async def scenario() -> None:
+        q = WorkQueue(reconcile, workers=4)
+        q.start()
+        for _ in range(5):
+            q.add(A)
+        q.add(B)
+        await _until(lambda: len(calls) == 2)
+        q.add(A)  # while A runs: exactly one more run afterwards, never in parallel
+        q.add(A)
+        gate.set()
+        await _until(lambda: len(calls) == 3)
+        await asyncio.sleep(0.05)  # give a wrong implementation time to run A a 4th time
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert sorted(calls) == [A, A, B]
+    assert overlap == []
+
+
+def test_requeue_after_and_error_backoff() -> None:
+    calls: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def reconcile(key: Key) -> float | None:
+            calls.append(loop.time())
+            if len(calls) == 1:
+                raise RuntimeError("boom")  # retried after base_backoff
+            if len(calls) == 2:
+                return 0.05  # asked to look again
+            return None
+
+        q = WorkQueue(reconcile, workers=1, base_backoff=0.05)
+        q.start()
+        q.add(A)
+        await _until(lambda: len(calls) == 3)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert calls[1] - calls[0] >= 0.04
+    assert calls[2] - calls[1] >= 0.04
+
+
+def test_forget_cancels_pending_requeue() -> None:
+    calls: list[Key] = []
+
+    async def scenario() -> None:
+        async def reconcile(key: Key) -> float | None:
+            calls.append(key)
+            return 0.05
+
+        q = WorkQueue(reconcile, workers=1)
+        q.start()
+        q.add(A)
+        await _until(lambda: len(calls) == 1)
+        q.forget(A)
+        await asyncio.sleep(0.15)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert calls == [A]
