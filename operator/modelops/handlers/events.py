@@ -21,15 +21,15 @@ def _enqueue(memo: kopf.Memo, key: Key, event: kopf.RawEvent) -> None:
 
 @kopf.on.event(GROUP, VERSION, "trainingruns")
 async def trainingrun_changed(
-    event: kopf.RawEvent, name: str, namespace: str, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     """A TrainingRun was created, changed or deleted."""
-    _enqueue(memo, Key("TrainingRun", namespace, name), event)
+    _enqueue(memo, Key("TrainingRun", namespace or "", name), event)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={TRAININGRUN: kopf.PRESENT})
 async def training_job_changed(
-    event: kopf.RawEvent, namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
 ) -> None:
     """A training Job moved: its TrainingRun's status follows."""
-    memo.deps.queue.add(Key("TrainingRun", namespace, labels[TRAININGRUN]))
+    memo.deps.queue.add(Key("TrainingRun", namespace or "", labels[TRAININGRUN]))

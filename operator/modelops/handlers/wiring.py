@@ -1,5 +1,5 @@
-"""Importing this module registers every kopf handler of the operator."""
+"""Importing this module registers every kopf handler and every reconciler of the operator."""
 
-from modelops.handlers import events, startup
+from modelops.handlers import events, startup, trainingrun
 
-__all__ = ["events", "startup"]
+__all__ = ["events", "startup", "trainingrun"]

@@ -85,7 +85,7 @@ class Kube:
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None) -> Kube:
-        """Connect with ``kubeconfig``, else ``$KUBECONFIG`` or ``~/.kube/config``, else in-cluster."""
+        """Connect with ``kubeconfig``, else ``$KUBECONFIG``/``~/.kube/config``, else in-cluster."""
         configuration = client.Configuration()
         try:
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)

@@ -1,0 +1,524 @@
+"""TrainingRun decisions: observed Job and pods in, Job / ModelVersion / status / events out.
+
+The life of a run::
+
+    (new) ──create Job──▶ Pending ──pod runs──▶ Running ──Job Complete, result valid──▶ Succeeded
+                 │            ▲  │                 │
+      spec.suspend│   resume  │  ▼                 └──Job Failed / invalid result──────▶ Failed
+                 └────────▶ Suspended
+
+Succeeded and Failed are final: a finished run is a record and is never re-run. Decisions that
+need care:
+
+- **The Job was deleted by hand while the run was active** (status.jobName is set, the run is
+  not finished, the Job is gone): the run fails with reason ``JobDeleted``. Deleting a Job is
+  how people cancel work in Kubernetes; silently recreating it would restart a training the
+  user meant to stop. Start a new TrainingRun to train again.
+- **Registration** happens once: the ModelVersion's name is derived from the Model and version,
+  so a repeated reconcile (an operator restarted mid-way) finds the version it created and
+  never makes a second one. A version of that name created by *another* run is a conflict and
+  fails this run rather than overwrite a record.
+- A finished Job cleaned up by ``ttlSecondsAfterFinished`` changes nothing: the run is final.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from modelops import api
+from modelops.api import artifact
+from modelops.core import builders, conditions, labels, naming
+from modelops.core.plan import EventSpec, Obj, ObjectRef, Plan, StatusPatch
+
+TRAINER_CONTAINER = "trainer"
+DATASET_MOUNT = "/data"
+OUTPUT_MOUNT = "/output"
+WAITING_FOR_MODEL_REQUEUE = 30.0
+
+Phase = api.TrainingRunPhase
+_TRUE, _FALSE, _UNKNOWN = (
+    api.ConditionStatus.TRUE,
+    api.ConditionStatus.FALSE,
+    api.ConditionStatus.UNKNOWN,
+)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconcile saw of the run's world.
+
+    ``job``: the run's Job or None; ``pods``: that Job's pods; ``model``: the Model the run
+    belongs to, or None if it does not exist (yet); ``version``: the ModelVersion this run
+    registers (by its derived name), or None.
+    """
+
+    job: Obj | None
+    pods: Sequence[Obj]
+    model: api.Model | None
+    version: Obj | None
+
+
+def version_of(run: api.TrainingRun) -> str:
+    """The version name a run registers: ``spec.version``, else derived from the run's name."""
+    return run.spec.version or naming.default_version(run.spec.model_ref.name, _name(run))
+
+
+def output_location(run: api.TrainingRun) -> builders.StorageLocation:
+    """Where the run's artifact directory is written."""
+    pvc = run.spec.output.pvc
+    return builders.StorageLocation(
+        pvc.claim_name,
+        (pvc.path or naming.artifact_path(run.spec.model_ref.name, _name(run))).strip("/"),
+    )
+
+
+def build_job(run: api.TrainingRun) -> Obj:
+    """The Job that runs the training, with restricted pod security and the trainer contract
+    (docs/contracts.md) in its environment."""
+    spec, name = run.spec, _name(run)
+    model = spec.model_ref.name
+    out = output_location(run)
+    volumes: list[Obj] = [
+        builders.pvc_volume("output", out.claim, read_only=False),
+        builders.SCRATCH_VOLUME,
+    ]
+    mounts: list[Obj] = [{"name": "output", "mountPath": OUTPUT_MOUNT}, builders.SCRATCH_MOUNT]
+    env: list[Obj] = [
+        {"name": "MODELOPS_TRAINER_DATASET_URI", "value": spec.dataset.uri},
+        {"name": "MODELOPS_TRAINER_OUTPUT_DIR", "value": f"{OUTPUT_MOUNT}/{out.path}"},
+        {"name": "MODELOPS_TRAINER_OUTPUT_URI", "value": out.uri()},
+    ]
+    dataset = builders.parse_pvc_uri(spec.dataset.uri)
+    if dataset is not None:
+        if dataset.claim == out.claim:
+            # One claim mounted once: the dataset is read from the output mount.
+            env.append(
+                {"name": "MODELOPS_TRAINER_DATASET", "value": f"{OUTPUT_MOUNT}/{dataset.path}"}
+            )
+        else:
+            volumes.append(builders.pvc_volume("dataset", dataset.claim, read_only=True))
+            mounts.append({"name": "dataset", "mountPath": DATASET_MOUNT, "readOnly": True})
+            env.append(
+                {"name": "MODELOPS_TRAINER_DATASET", "value": f"{DATASET_MOUNT}/{dataset.path}"}
+            )
+    elif spec.dataset.uri.startswith("file://"):
+        env.append(
+            {"name": "MODELOPS_TRAINER_DATASET", "value": spec.dataset.uri.removeprefix("file://")}
+        )
+    if spec.dataset.data_schema is not None:
+        env.append(
+            {
+                "name": "MODELOPS_TRAINER_SCHEMA",
+                "value": json.dumps(spec.dataset.data_schema.to_dict(), sort_keys=True),
+            }
+        )
+    if spec.hyperparameters:
+        env.append(
+            {
+                "name": "MODELOPS_TRAINER_HYPERPARAMETERS",
+                "value": json.dumps(spec.hyperparameters, sort_keys=True),
+            }
+        )
+    env.extend({"name": e.name, "value": e.value} for e in spec.env or ())
+
+    container: Obj = {
+        "name": TRAINER_CONTAINER,
+        "image": spec.image,
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": builders.CONTAINER_SECURITY_CONTEXT,
+        "terminationMessagePath": "/dev/termination-log",
+        # A trainer that dies before writing its result still leaves its last log lines.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if spec.command:
+        container["command"] = list(spec.command)
+    if spec.args:
+        container["args"] = list(spec.args)
+    if spec.resources is not None:
+        container["resources"] = spec.resources.to_dict()
+    pod_labels = builders.child_labels(model, trainingrun=name)
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        # The trainer needs no API access: no token in the pod.
+        "automountServiceAccountToken": False,
+        "securityContext": builders.POD_SECURITY_CONTEXT,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [t.to_dict() for t in spec.tolerations]
+    job_spec: Obj = {
+        "backoffLimit": spec.backoff_limit,
+        "suspend": spec.suspend,
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.ttl_seconds_after_finished is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": naming.job_name(name),
+            "namespace": run.metadata.namespace,
+            "labels": builders.child_labels(model, trainingrun=name),
+            "ownerReferences": [builders.owner_reference(run)],
+        },
+        "spec": job_spec,
+    }
+
+
+def build_version(run: api.TrainingRun, result: api.TrainingRunResult, model: api.Model) -> Obj:
+    """The ModelVersion registered from a successful run, owned by its Model so that it outlives
+    the run (and its Job) and goes only with the Model itself."""
+    spec, name = run.spec, _name(run)
+    version = version_of(run)
+    dataset = result.dataset or api.DatasetReference(
+        uri=spec.dataset.uri, digest=spec.dataset.digest
+    )
+    provenance: Obj = {
+        "trainingRun": {"name": name, "uid": run.metadata.uid},
+        "image": spec.image,
+        "dataset": dataset.to_dict(),
+    }
+    if result.code is not None:
+        provenance["code"] = result.code.to_dict()
+    if spec.hyperparameters:
+        provenance["parameters"] = spec.hyperparameters
+    if model.status.production_version:
+        provenance["parentVersion"] = model.status.production_version
+    mv_spec: Obj = {
+        "modelRef": {"name": spec.model_ref.name},
+        "version": version,
+        "artifact": result.artifact.to_dict(),
+        "provenance": provenance,
+    }
+    if result.metrics:
+        mv_spec["metrics"] = dict(result.metrics)
+    if result.reference_stats:
+        mv_spec["referenceStats"] = result.reference_stats
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": naming.model_version_name(spec.model_ref.name, version),
+            "namespace": run.metadata.namespace,
+            "labels": builders.child_labels(spec.model_ref.name, version=version, trainingrun=name),
+            "ownerReferences": [builders.owner_reference(model, controller=False)],
+        },
+        "spec": mv_spec,
+    }
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The phase the observations imply, before it is turned into status and events."""
+
+    phase: Phase
+    reason: str
+    message: str
+    result: api.TrainingRunResult | None = None
+
+
+def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Plan:
+    """Decide what to do about ``run`` given what was observed."""
+    status = run.status
+    if status.phase in (Phase.SUCCEEDED, Phase.FAILED):
+        return _finalised(run, now)
+    job = observed.job
+    if job is None:
+        if status.job_name:
+            return _finish(
+                run,
+                observed,
+                _Outcome(
+                    Phase.FAILED,
+                    "JobDeleted",
+                    f"Job {status.job_name} was deleted while the run was active; "
+                    "create a new TrainingRun to train again",
+                ),
+                now,
+            )
+        desired = build_job(run)
+        phase = Phase.SUSPENDED if run.spec.suspend else Phase.PENDING
+        return _progress(
+            run,
+            phase,
+            "JobCreated",
+            f"Created Job {desired['metadata']['name']}",
+            now,
+            apply=(desired,),
+            job_name=desired["metadata"]["name"],
+            event=EventSpec("Normal", "JobCreated", f"Created Job {desired['metadata']['name']}"),
+        )
+    outcome = _job_outcome(run, job, observed.pods)
+    if outcome.phase is Phase.SUCCEEDED:
+        return _register(run, observed, outcome, now)
+    if outcome.phase is Phase.FAILED:
+        return _finish(run, observed, outcome, now)
+    apply: tuple[Obj, ...] = ()
+    if bool(job.get("spec", {}).get("suspend")) != run.spec.suspend:
+        apply = (build_job(run),)
+    return _progress(
+        run,
+        outcome.phase,
+        outcome.reason,
+        outcome.message,
+        now,
+        apply=apply,
+        job_name=job["metadata"]["name"],
+        start=_job_time(job, "startTime"),
+    )
+
+
+def _job_outcome(run: api.TrainingRun, job: Obj, pods: Sequence[Obj]) -> _Outcome:
+    jstatus = job.get("status", {})
+    conds = {c["type"]: c for c in jstatus.get("conditions", []) if c.get("status") == "True"}
+    if "Complete" in conds:
+        message = _termination_message(pods, "Succeeded")
+        if message is None:
+            return _Outcome(
+                Phase.FAILED,
+                "InvalidResult",
+                "the trainer succeeded but left no result in its termination message",
+            )
+        try:
+            parsed = artifact.parse_termination_message(message)
+        except (ValueError, ValidationError) as e:
+            return _Outcome(Phase.FAILED, "InvalidResult", f"invalid training result: {e}")
+        if isinstance(parsed, artifact.TrainingFailure):
+            return _Outcome(Phase.FAILED, "TrainerFailed", parsed.error)
+        try:
+            result = api.TrainingRunResult.model_validate(
+                parsed.model_dump(mode="json", by_alias=True)
+            )
+        except ValidationError as e:
+            return _Outcome(Phase.FAILED, "InvalidResult", f"invalid training result: {e}")
+        return _Outcome(Phase.SUCCEEDED, "Completed", "Training completed", result)
+    failed = conds.get("Failed") or conds.get("FailureTarget")
+    if failed is not None:
+        reason = failed.get("reason") or "JobFailed"
+        message = failed.get("message") or "the training Job failed"
+        trainer = _termination_message(pods, "Failed")
+        if trainer:
+            try:
+                parsed = artifact.parse_termination_message(trainer)
+                if isinstance(parsed, artifact.TrainingFailure):
+                    message = parsed.error
+                    reason = "TrainerFailed" if reason == "BackoffLimitExceeded" else reason
+            except (ValueError, ValidationError):
+                message = f"{message}: {trainer.strip()[-1024:]}"
+        return _Outcome(Phase.FAILED, reason, message)
+    if jstatus.get("active", 0) > 0 and any(
+        p.get("status", {}).get("phase") == "Running" for p in pods
+    ):
+        return _Outcome(Phase.RUNNING, "Running", "The training pod is running")
+    if job.get("spec", {}).get("suspend"):
+        return _Outcome(Phase.SUSPENDED, "Suspended", "The run is suspended (spec.suspend)")
+    return _Outcome(Phase.PENDING, "Pending", "Waiting for the training pod to start")
+
+
+def _termination_message(pods: Sequence[Obj], phase: str) -> str | None:
+    """The trainer container's termination message of the newest pod in ``phase``."""
+    candidates = sorted(
+        (p for p in pods if p.get("status", {}).get("phase") == phase),
+        key=lambda p: p["metadata"].get("creationTimestamp", ""),
+    )
+    for pod in reversed(candidates):
+        for cs in pod.get("status", {}).get("containerStatuses", []):
+            if cs.get("name") != TRAINER_CONTAINER:
+                continue
+            message = cs.get("state", {}).get("terminated", {}).get("message")
+            if message:
+                return str(message)
+    return None
+
+
+def _register(run: api.TrainingRun, observed: Observed, outcome: _Outcome, now: datetime) -> Plan:
+    assert outcome.result is not None
+    if not run.spec.register_version:
+        return _finish(run, observed, outcome, now)
+    if observed.model is None:
+        return _progress(
+            run,
+            Phase.RUNNING,
+            "WaitingForModel",
+            f"Training finished; waiting for Model {run.spec.model_ref.name} to exist to "
+            "register the version",
+            now,
+            job_name=run.status.job_name,
+            requeue=WAITING_FOR_MODEL_REQUEUE,
+        )
+    desired = build_version(run, outcome.result, observed.model)
+    existing = observed.version
+    if existing is not None:
+        owner_run = existing.get("spec", {}).get("provenance", {}).get("trainingRun", {})
+        if owner_run.get("uid") != run.metadata.uid:
+            return _finish(
+                run,
+                observed,
+                _Outcome(
+                    Phase.FAILED,
+                    "VersionConflict",
+                    f"ModelVersion {desired['metadata']['name']} already exists and was not "
+                    "registered by this run; set spec.version to a new name",
+                ),
+                now,
+            )
+    plan = _finish(run, observed, outcome, now, version_name=desired["metadata"]["name"])
+    events = plan.events
+    if existing is None:
+        events = (
+            EventSpec(
+                "Normal", "Registered", f"Registered ModelVersion {desired['metadata']['name']}"
+            ),
+            *events,
+        )
+    return Plan(create=(desired,), status=plan.status, events=events)
+
+
+def _finish(
+    run: api.TrainingRun,
+    observed: Observed,
+    outcome: _Outcome,
+    now: datetime,
+    *,
+    version_name: str | None = None,
+) -> Plan:
+    ok = outcome.phase is Phase.SUCCEEDED
+    status = run.status.model_copy(deep=True)
+    status.phase = outcome.phase
+    status.completion_time = (
+        status.completion_time
+        or (_job_time(observed.job, "completionTime") if ok and observed.job else None)
+        or now
+    )
+    status.start_time = status.start_time or (
+        _job_time(observed.job, "startTime") if observed.job else None
+    )
+    status.result = outcome.result
+    status.model_version = version_name
+    status.failure = None if ok else api.Failure(reason=outcome.reason, message=outcome.message)
+    gen = run.metadata.generation or 0
+    if ok:
+        reason = "Registered" if version_name else "Completed"
+        message = f"Registered ModelVersion {version_name}" if version_name else outcome.message
+    else:
+        reason, message = outcome.reason, outcome.message
+    status.conditions = conditions.set_condition(
+        status.conditions,
+        "Succeeded",
+        _TRUE if ok else _FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=gen,
+        now=now,
+    )
+    status.conditions = conditions.set_condition(
+        status.conditions,
+        "Running",
+        _FALSE,
+        reason=outcome.reason,
+        message="The run has finished",
+        observed_generation=gen,
+        now=now,
+    )
+    status.observed_generation = gen
+    event = (
+        EventSpec("Normal", "Succeeded", outcome.message)
+        if ok
+        else EventSpec("Warning", outcome.reason, outcome.message)
+    )
+    return Plan(status=(StatusPatch(_ref(run), status.to_dict()),), events=(event,))
+
+
+def _progress(
+    run: api.TrainingRun,
+    phase: Phase,
+    reason: str,
+    message: str,
+    now: datetime,
+    *,
+    apply: tuple[Obj, ...] = (),
+    job_name: str | None = None,
+    start: datetime | None = None,
+    event: EventSpec | None = None,
+    requeue: float | None = None,
+) -> Plan:
+    status = run.status.model_copy(deep=True)
+    gen = run.metadata.generation or 0
+    changed_phase = status.phase != phase
+    status.phase = phase
+    status.job_name = job_name or status.job_name
+    status.start_time = status.start_time or start
+    status.conditions = conditions.set_condition(
+        status.conditions,
+        "Succeeded",
+        _UNKNOWN,
+        reason=reason,
+        message=message,
+        observed_generation=gen,
+        now=now,
+    )
+    status.conditions = conditions.set_condition(
+        status.conditions,
+        "Running",
+        _TRUE if phase is Phase.RUNNING else _FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=gen,
+        now=now,
+    )
+    status.observed_generation = gen
+    events: tuple[EventSpec, ...] = ()
+    if event is not None:
+        events = (event,)
+    elif changed_phase and phase in (Phase.RUNNING, Phase.SUSPENDED):
+        events = (EventSpec("Normal", phase.value, message),)
+    return Plan(
+        apply=apply,
+        status=(StatusPatch(_ref(run), status.to_dict()),),
+        events=events,
+        requeue_after=requeue,
+    )
+
+
+def _finalised(run: api.TrainingRun, now: datetime) -> Plan:
+    """A finished run only keeps observedGeneration current (e.g. after a suspend edit)."""
+    gen = run.metadata.generation
+    if run.status.observed_generation == gen:
+        return Plan()
+    status = run.status.model_copy(deep=True)
+    status.observed_generation = gen
+    status.conditions = [
+        c.model_copy(update={"observed_generation": gen}) for c in status.conditions
+    ]
+    return Plan(status=(StatusPatch(_ref(run), status.to_dict()),))
+
+
+def _job_time(job: Obj | None, field: str) -> datetime | None:
+    value = (job or {}).get("status", {}).get(field)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _name(run: api.TrainingRun) -> str:
+    assert run.metadata.name is not None
+    return run.metadata.name
+
+
+def _ref(run: api.TrainingRun) -> ObjectRef:
+    return ObjectRef(run.api_version, run.kind, run.metadata.namespace or "", _name(run))
+
+
+def job_selector(run_name: str) -> dict[str, str]:
+    """The label selector of a run's Job and its pods."""
+    return {labels.TRAININGRUN: run_name}

@@ -1,0 +1,34 @@
+"""TrainingRun wiring: read, decide (``core.trainingrun``), write."""
+
+from __future__ import annotations
+
+from modelops import api
+from modelops.core import trainingrun
+from modelops.handlers.common import load
+from modelops.handlers.deps import Deps
+from modelops.handlers.reconcile import reconciler
+from modelops.handlers.workqueue import Key
+from modelops.k8s.executor import execute
+from modelops.k8s.observe import observe_trainingrun
+
+
+@reconciler("TrainingRun")
+def reconcile_trainingrun(deps: Deps, key: Key) -> float | None:
+    """Reconcile one TrainingRun; returns when to look again, if it must."""
+    loaded = load(deps, key, api.TrainingRun)
+    if loaded is None:
+        deps.metrics.forget_trainingrun(key.namespace, key.name)
+        return None
+    run, raw = loaded
+    observed, live = observe_trainingrun(deps.kube, run, raw)
+    now = deps.clock()
+    plan = trainingrun.reconcile(run, observed, now=now)
+    writes = execute(deps.kube, plan, regarding=raw, live=live, now=now)
+    deps.metrics.writes.labels(key.kind).inc(writes)
+    phase = (
+        next((p.status.get("phase") for p in plan.status if p.target.kind == key.kind), None)
+        or run.status.phase
+    )
+    if phase:
+        deps.metrics.set_trainingrun_phase(key.namespace, key.name, str(phase))
+    return plan.requeue_after

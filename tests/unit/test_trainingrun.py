@@ -1,0 +1,343 @@
+"""TrainingRun decisions, table-driven over observed Job and pod states. No cluster."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from modelops import api
+from modelops.core import trainingrun
+from modelops.core.plan import Plan
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "ab" * 32
+RUN_UID = "11111111-2222-3333-4444-555555555555"
+RESULT = {
+    "artifact": {
+        "uri": "pvc://models/iris/iris-7",
+        "digest": DIGEST,
+        "format": "modelops-linear/v1",
+    },
+    "metrics": {"accuracy": 0.97},
+    "referenceStats": "pvc://models/iris/iris-7/reference.json",
+    "dataset": {"uri": "pvc://datasets/iris.csv", "digest": "sha256:" + "cd" * 32},
+    "code": {"revision": "0.1.0"},
+}
+
+
+def make_run(**status: Any) -> api.TrainingRun:
+    return api.TrainingRun.model_validate(
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "metadata": {"name": "iris-7", "namespace": "ml", "uid": RUN_UID, "generation": 1},
+            "spec": {
+                "modelRef": {"name": "iris"},
+                "image": "ghcr.io/modelops/trainer:0.1.0",
+                "command": ["python", "-m", "modelops.runtimes.trainer"],
+                "dataset": {"uri": "pvc://datasets/iris.csv"},
+                "hyperparameters": {"epochs": 200},
+                "output": {"pvc": {"claimName": "models"}},
+                "activeDeadlineSeconds": 600,
+            },
+            "status": status,
+        }
+    )
+
+
+def make_model() -> api.Model:
+    return api.Model.model_validate(
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "iris", "namespace": "ml", "uid": "model-uid", "generation": 1},
+            "spec": {},
+            "status": {"productionVersion": "6"},
+        }
+    )
+
+
+def job(
+    *, conditions: tuple[tuple[str, str], ...] = (), active: int = 0, suspend: bool = False
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "iris-7", "namespace": "ml"},
+        "spec": {"suspend": suspend},
+        "status": {
+            "active": active,
+            "startTime": "2026-11-28T11:50:00Z",
+            "completionTime": "2026-11-28T11:55:00Z" if conditions else None,
+            "conditions": [
+                {"type": t, "status": "True", "reason": r, "message": f"{r} msg"}
+                for t, r in conditions
+            ],
+        },
+    }
+
+
+def pod(phase: str, message: str | None = None) -> dict[str, Any]:
+    state: dict[str, Any] = {"running": {}} if phase == "Running" else {}
+    if phase in ("Succeeded", "Failed"):
+        state = {
+            "terminated": {"exitCode": 0 if phase == "Succeeded" else 2, "message": message or ""}
+        }
+    return {
+        "metadata": {"name": "iris-7-abc", "creationTimestamp": "2026-11-28T11:50:00Z"},
+        "status": {"phase": phase, "containerStatuses": [{"name": "trainer", "state": state}]},
+    }
+
+
+def observed(
+    job_obj: dict[str, Any] | None = None,
+    pods: tuple[dict[str, Any], ...] = (),
+    model: api.Model | None = None,
+    version: dict[str, Any] | None = None,
+) -> trainingrun.Observed:
+    return trainingrun.Observed(job=job_obj, pods=pods, model=model, version=version)
+
+
+def status_of(plan: Plan) -> dict[str, Any]:
+    (patch,) = plan.status
+    return patch.status
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_new_run_creates_one_job_with_restricted_security() -> None:
+    plan = trainingrun.reconcile(make_run(), observed(), now=NOW)
+    (job_obj,) = plan.apply
+    assert job_obj["metadata"]["name"] == "iris-7"
+    assert job_obj["metadata"]["ownerReferences"][0]["uid"] == RUN_UID
+    assert job_obj["metadata"]["labels"]["modelops.dev/trainingrun"] == "iris-7"
+    assert job_obj["metadata"]["labels"]["modelops.dev/model"] == "iris"
+    spec = job_obj["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 600
+    pod_spec = spec["template"]["spec"]
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod_spec["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["readOnlyRootFilesystem"] is True
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MODELOPS_TRAINER_DATASET"] == "/data/iris.csv"
+    assert env["MODELOPS_TRAINER_OUTPUT_DIR"] == "/output/iris/iris-7"
+    assert env["MODELOPS_TRAINER_OUTPUT_URI"] == "pvc://models/iris/iris-7"
+    assert json.loads(env["MODELOPS_TRAINER_HYPERPARAMETERS"]) == {"epochs": 200}
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]: v["persistentVolumeClaim"]["readOnly"]
+        for v in pod_spec["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {"models": False, "datasets": True}
+    status = status_of(plan)
+    assert status["phase"] == "Pending" and status["jobName"] == "iris-7"
+    assert condition(status, "Succeeded")["status"] == "Unknown"
+    assert [e.reason for e in plan.events] == ["JobCreated"]
+
+
+@pytest.mark.parametrize(
+    ("job_obj", "pods", "phase", "running"),
+    [
+        (job(), (), "Pending", "False"),
+        (job(active=1), (pod("Pending"),), "Pending", "False"),
+        (job(active=1), (pod("Running"),), "Running", "True"),
+        (job(suspend=True), (), "Suspended", "False"),
+    ],
+)
+def test_active_job_states(
+    job_obj: dict[str, Any], pods: tuple[dict[str, Any], ...], phase: str, running: str
+) -> None:
+    run = make_run(phase="Pending", jobName="iris-7")
+    plan = trainingrun.reconcile(run, observed(job_obj, pods), now=NOW)
+    status = status_of(plan)
+    assert status["phase"] == phase
+    assert condition(status, "Running")["status"] == running
+    assert condition(status, "Succeeded")["status"] == "Unknown"
+    assert plan.create == ()
+
+
+def test_success_registers_exactly_one_version_with_provenance() -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    obs = observed(
+        job(conditions=(("Complete", "Completed"),)),
+        (pod("Succeeded", json.dumps(RESULT)),),
+        model=make_model(),
+    )
+    plan = trainingrun.reconcile(run, obs, now=NOW)
+    (mv,) = plan.create
+    assert mv["metadata"]["name"] == "iris-7"
+    assert mv["metadata"]["ownerReferences"][0]["uid"] == "model-uid"
+    spec = mv["spec"]
+    assert spec["version"] == "7"
+    assert spec["artifact"]["digest"] == DIGEST
+    assert spec["metrics"] == {"accuracy": 0.97}
+    prov = spec["provenance"]
+    assert prov["trainingRun"] == {"name": "iris-7", "uid": RUN_UID}
+    assert prov["parentVersion"] == "6"
+    assert prov["parameters"] == {"epochs": 200}
+    assert prov["dataset"]["digest"] == RESULT["dataset"]["digest"]  # type: ignore[index]
+    status = status_of(plan)
+    assert status["phase"] == "Succeeded" and status["modelVersion"] == "iris-7"
+    assert status["result"]["metrics"] == {"accuracy": 0.97}
+    assert condition(status, "Succeeded")["status"] == "True"
+    assert [e.reason for e in plan.events] == ["Registered", "Succeeded"]
+
+
+def test_success_again_after_restart_creates_nothing_new() -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    existing = {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": "iris-7", "namespace": "ml"},
+        "spec": {"provenance": {"trainingRun": {"name": "iris-7", "uid": RUN_UID}}},
+    }
+    obs = observed(
+        job(conditions=(("Complete", "Completed"),)),
+        (pod("Succeeded", json.dumps(RESULT)),),
+        model=make_model(),
+        version=existing,
+    )
+    plan = trainingrun.reconcile(run, obs, now=NOW)
+    assert [e.reason for e in plan.events] == ["Succeeded"]  # no second "Registered"
+    assert status_of(plan)["phase"] == "Succeeded"
+
+
+def test_version_of_another_run_is_a_conflict() -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    other = {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": "iris-7", "namespace": "ml"},
+        "spec": {"provenance": {"trainingRun": {"name": "x", "uid": "other"}}},
+    }
+    obs = observed(
+        job(conditions=(("Complete", "Completed"),)),
+        (pod("Succeeded", json.dumps(RESULT)),),
+        model=make_model(),
+        version=other,
+    )
+    plan = trainingrun.reconcile(run, obs, now=NOW)
+    assert plan.create == ()
+    assert status_of(plan)["failure"]["reason"] == "VersionConflict"
+
+
+@pytest.mark.parametrize(
+    ("conds", "message", "reason", "text"),
+    [
+        ((("Failed", "DeadlineExceeded"),), None, "DeadlineExceeded", "DeadlineExceeded msg"),
+        (
+            (("Failed", "BackoffLimitExceeded"),),
+            '{"error": "dataset refused: column \\"petal_width\\": 3 values above max 10"}',
+            "TrainerFailed",
+            'column "petal_width"',
+        ),
+        (
+            (("Failed", "BackoffLimitExceeded"),),
+            "Traceback ... ZeroDivisionError",
+            "BackoffLimitExceeded",
+            "ZeroDivisionError",
+        ),
+    ],
+)
+def test_failures_carry_reason_and_message(
+    conds: tuple[tuple[str, str], ...], message: str | None, reason: str, text: str
+) -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    plan = trainingrun.reconcile(
+        run, observed(job(conditions=conds), (pod("Failed", message),)), now=NOW
+    )
+    status = status_of(plan)
+    assert status["phase"] == "Failed"
+    assert status["failure"]["reason"] == reason
+    assert text in status["failure"]["message"]
+    assert condition(status, "Succeeded")["status"] == "False"
+    assert plan.create == ()
+    assert plan.events[0].type == "Warning"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        None,
+        "not json",
+        json.dumps(
+            {
+                **RESULT,
+                "artifact": {
+                    **RESULT["artifact"],  # type: ignore[dict-item]
+                    "digest": "sha256:nothex",
+                },
+            }
+        ),
+    ],
+)
+def test_invalid_result_fails_and_registers_nothing(message: str | None) -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    obs = observed(
+        job(conditions=(("Complete", "Completed"),)),
+        (pod("Succeeded", message),),
+        model=make_model(),
+    )
+    plan = trainingrun.reconcile(run, obs, now=NOW)
+    assert plan.create == ()
+    assert status_of(plan)["failure"]["reason"] == "InvalidResult"
+
+
+def test_job_deleted_while_active_fails_the_run() -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    plan = trainingrun.reconcile(run, observed(None), now=NOW)
+    assert plan.apply == ()
+    assert status_of(plan)["failure"]["reason"] == "JobDeleted"
+
+
+def test_finished_run_is_final_and_quiet() -> None:
+    run = make_run(phase="Succeeded", jobName="iris-7", observedGeneration=1)
+    plan = trainingrun.reconcile(run, observed(None), now=NOW)
+    assert plan == Plan()
+
+
+def test_suspend_toggle_updates_the_job() -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    run.spec.suspend = True
+    plan = trainingrun.reconcile(run, observed(job(active=1), (pod("Running"),)), now=NOW)
+    (job_obj,) = plan.apply
+    assert job_obj["spec"]["suspend"] is True
+
+
+def test_waits_for_model_before_registering() -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    obs = observed(
+        job(conditions=(("Complete", "Completed"),)),
+        (pod("Succeeded", json.dumps(RESULT)),),
+        model=None,
+    )
+    plan = trainingrun.reconcile(run, obs, now=NOW)
+    assert plan.create == ()
+    assert plan.requeue_after is not None
+    assert condition(status_of(plan), "Succeeded")["reason"] == "WaitingForModel"
+
+
+def test_condition_time_changes_only_on_flip() -> None:
+    run = make_run(phase="Pending", jobName="iris-7")
+    first = status_of(
+        trainingrun.reconcile(run, observed(job(active=1), (pod("Running"),)), now=NOW)
+    )
+    later = datetime(2026, 11, 28, 12, 5, tzinfo=UTC)
+    again = status_of(
+        trainingrun.reconcile(
+            make_run(**first), observed(job(active=1), (pod("Running"),)), now=later
+        )
+    )
+    assert (
+        condition(again, "Running")["lastTransitionTime"]
+        == condition(first, "Running")["lastTransitionTime"]
+    )
