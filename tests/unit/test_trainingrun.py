@@ -118,7 +118,8 @@ def test_new_run_creates_one_job_with_restricted_security() -> None:
     assert job_obj["metadata"]["labels"]["modelops.dev/trainingrun"] == "iris-7"
     assert job_obj["metadata"]["labels"]["modelops.dev/model"] == "iris"
     spec = job_obj["spec"]
-    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 600
+    assert spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 600
     pod_spec = spec["template"]["spec"]
     assert pod_spec["securityContext"]["runAsNonRoot"] is True
     assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -139,7 +140,8 @@ def test_new_run_creates_one_job_with_restricted_security() -> None:
     }
     assert claims == {"models": False, "datasets": True}
     status = status_of(plan)
-    assert status["phase"] == "Pending" and status["jobName"] == "iris-7"
+    assert status["phase"] == "Pending"
+    assert status["jobName"] == "iris-7"
     assert condition(status, "Succeeded")["status"] == "Unknown"
     assert [e.reason for e in plan.events] == ["JobCreated"]
 
@@ -186,7 +188,8 @@ def test_success_registers_exactly_one_version_with_provenance() -> None:
     assert prov["parameters"] == {"epochs": 200}
     assert prov["dataset"]["digest"] == RESULT["dataset"]["digest"]  # type: ignore[index]
     status = status_of(plan)
-    assert status["phase"] == "Succeeded" and status["modelVersion"] == "iris-7"
+    assert status["phase"] == "Succeeded"
+    assert status["modelVersion"] == "iris-7"
     assert status["result"]["metrics"] == {"accuracy": 0.97}
     assert condition(status, "Succeeded")["status"] == "True"
     assert [e.reason for e in plan.events] == ["Registered", "Succeeded"]
