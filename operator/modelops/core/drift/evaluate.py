@@ -1,0 +1,458 @@
+"""One drift evaluation: reference histograms + current window counts + policy → verdicts.
+
+:func:`evaluate` is pure: it takes the reference histograms of a model version, the bucket
+counts observed in the current window (see :class:`modelops.core.drift.window.Windower`) and a
+:class:`DriftConfig`, and returns an :class:`Evaluation`. Invalid input — a policy naming a
+feature the reference lacks, a method that does not apply to a feature, counts of the wrong
+length — raises :class:`ValueError` with a message meant for a condition or an Event.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from modelops.core.drift import stats
+from modelops.core.drift.binning import validate_edges
+from modelops.core.drift.selection import (
+    CORRECTIONS,
+    DEFAULT_CORRECTION,
+    DEFAULT_DATASET_DRIFT_SHARE,
+    DEFAULT_THRESHOLDS,
+    METHODS,
+    NUMERIC_ONLY_METHODS,
+    Correction,
+    FeatureKind,
+    Method,
+    MethodChoice,
+    adjust_p_values,
+    is_p_value_method,
+    select_method,
+)
+
+DEFAULT_MIN_SAMPLES = 100
+"""Smallest current window (per feature) that gets a verdict.
+
+None of the peers sets one (Evidently, alibi-detect: none; NannyML only warns below 6 reference
+chunks). 100 keeps the asymptotic tests honest on the default decile bins: ten buckets then
+expect about ten observations each, above the usual five-per-cell rule for chi-squared, and the
+asymptotic Kolmogorov p-value is within about 10% (relative, on the conservative side) of the
+finite-sample one at that size."""
+
+_KINDS: tuple[FeatureKind, ...] = get_args(FeatureKind)
+_CHOICES: tuple[MethodChoice, ...] = get_args(MethodChoice)
+
+
+def _frozen_array(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    array = np.array(values, dtype=np.float64)
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureReference:
+    """The training-time histogram of one feature, as in ``reference.json``.
+
+    Numeric features have ``edges`` and ``len(edges) + 1`` counts with the ``le`` bucket
+    semantics of ``docs/contracts.md``; categorical features have ``categories`` and one count
+    per category. Counts must be finite and non-negative. A feature never observed in training
+    (all values missing) has all-zero counts — and, if numeric, no edges and a single bucket;
+    it has no distribution to compare with and :func:`evaluate` does not judge it.
+    """
+
+    name: str
+    kind: FeatureKind
+    counts: npt.NDArray[np.float64]
+    edges: npt.NDArray[np.float64] | None = None
+    categories: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"Feature {self.name} has unknown type {self.kind!r}")
+        counts = _frozen_array(self.counts)
+        object.__setattr__(self, "counts", counts)
+        if self.kind == "numeric":
+            if self.edges is None or self.categories is not None:
+                raise ValueError(f"Numeric feature {self.name} needs bin edges and no categories")
+            # A copy: freezing must not make the caller's own array read-only.
+            name = f"Bin edges of feature {self.name}"
+            edges = validate_edges(self.edges, name, allow_empty=True).copy()
+            edges.flags.writeable = False
+            object.__setattr__(self, "edges", edges)
+            expected = edges.size + 1
+        else:
+            if self.categories is None or self.edges is not None:
+                raise ValueError(
+                    f"Categorical feature {self.name} needs categories and no bin edges"
+                )
+            categories = tuple(self.categories)
+            if len(set(categories)) != len(categories):
+                raise ValueError(f"Categories of feature {self.name} must be unique")
+            object.__setattr__(self, "categories", categories)
+            expected = len(categories)
+        if counts.shape != (expected,):
+            raise ValueError(
+                f"Feature {self.name} has {counts.size} reference counts, expected {expected}"
+            )
+        if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+            raise ValueError(
+                f"Reference counts of feature {self.name} must be finite and non-negative"
+            )
+
+    @classmethod
+    def numeric(cls, name: str, edges: npt.ArrayLike, counts: npt.ArrayLike) -> "FeatureReference":
+        """Build a numeric feature reference from its bin edges and bucket counts."""
+        return cls(name, "numeric", np.asarray(counts, dtype=np.float64), edges=np.asarray(edges))
+
+    @classmethod
+    def categorical(
+        cls, name: str, categories: Sequence[str], counts: npt.ArrayLike
+    ) -> "FeatureReference":
+        """Build a categorical feature reference from its categories and their counts."""
+        return cls(
+            name,
+            "categorical",
+            np.asarray(counts, dtype=np.float64),
+            categories=tuple(categories),
+        )
+
+    @property
+    def n_buckets(self) -> int:
+        """Number of reference buckets (numeric) or categories (categorical)."""
+        return int(self.counts.size)
+
+    @property
+    def window_buckets(self) -> int:
+        """Number of buckets of this feature in a serving window: the reference's, plus, for a
+        categorical feature, the trailing bucket of values outside the reference categories
+        (the server's ``__other__`` series)."""
+        return self.n_buckets + (1 if self.kind == "categorical" else 0)
+
+    @property
+    def total(self) -> float:
+        """Number of reference observations (missing values are not counted)."""
+        return float(self.counts.sum())
+
+
+def parse_reference(document: Mapping[str, Any]) -> tuple[FeatureReference, ...]:
+    """Read the ``features`` of a ``reference.json`` document (``docs/contracts.md``).
+
+    Raises :class:`ValueError` naming the first offending feature; feature names must be unique.
+    """
+    features = document.get("features")
+    if not isinstance(features, list) or not features:
+        raise ValueError("Reference document has no features list")
+    result: list[FeatureReference] = []
+    for index, item in enumerate(features):
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ValueError(f"Reference feature #{index} has no name")
+        name, kind = item["name"], item.get("type")
+        if kind == "numeric":
+            edges = _numbers(item, "binEdges", name)
+            result.append(FeatureReference.numeric(name, edges, _numbers(item, "counts", name)))
+        elif kind == "categorical":
+            categories = item.get("categories")
+            if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+                raise ValueError(f"Feature {name} has no list of string categories")
+            counts = _numbers(item, "counts", name)
+            result.append(FeatureReference.categorical(name, categories, counts))
+        else:
+            raise ValueError(f"Feature {name} has unknown type {kind!r}")
+    names = [f.name for f in result]
+    if len(set(names)) != len(names):
+        raise ValueError("Reference feature names must be unique")
+    return tuple(result)
+
+
+def _numbers(item: Mapping[str, Any], key: str, name: str) -> list[float]:
+    values = item.get(key)
+    # bool is an int subclass, and JSON true/false in a count list is a broken document.
+    if not isinstance(values, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError(f"Feature {name} has no list of numbers in {key}")
+    return [float(v) for v in values]
+
+
+@dataclass(frozen=True)
+class FeatureOverride:
+    """Per-feature settings that take precedence over :class:`DriftConfig`'s defaults.
+
+    A threshold is read in the terms of the feature's method: a p-value level for ``ks`` and
+    ``chi2``, a distance for the others.
+    """
+
+    method: MethodChoice | None = None
+    threshold: float | None = None
+
+
+def _default_thresholds() -> Mapping[Method, float]:
+    return DEFAULT_THRESHOLDS
+
+
+def _no_overrides() -> Mapping[str, FeatureOverride]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """How to judge drift; the defaults are the peers' (sources in ``docs/drift.md``).
+
+    ``thresholds`` may name only some methods; the others keep :data:`DEFAULT_THRESHOLDS`.
+    ``features`` restricts the evaluation to the named features (default: all of the
+    reference). ``dataset_drift_share`` is the share of judged features that must drift for
+    the dataset to drift. ``min_samples`` is the smallest current window, per feature, that
+    gets a verdict.
+    """
+
+    method: MethodChoice = "auto"
+    thresholds: Mapping[Method, float] = field(default_factory=_default_thresholds)
+    correction: Correction = DEFAULT_CORRECTION
+    dataset_drift_share: float = DEFAULT_DATASET_DRIFT_SHARE
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    features: tuple[str, ...] | None = None
+    overrides: Mapping[str, FeatureOverride] = field(default_factory=_no_overrides)
+
+    def __post_init__(self) -> None:
+        if self.method not in _CHOICES:
+            raise ValueError(f"Unknown drift method {self.method!r}; expected one of {_CHOICES}")
+        unknown = set(self.thresholds) - set(METHODS)
+        if unknown:
+            raise ValueError(f"Thresholds name unknown methods: {sorted(unknown)}")
+        merged = MappingProxyType({**DEFAULT_THRESHOLDS, **self.thresholds})
+        for method, value in merged.items():
+            _check_threshold(method, value, "Threshold")
+        object.__setattr__(self, "thresholds", merged)
+        if self.correction not in CORRECTIONS:
+            raise ValueError(
+                f"Unknown correction {self.correction!r}; expected one of {CORRECTIONS}"
+            )
+        if not 0.0 < self.dataset_drift_share <= 1.0:
+            raise ValueError(
+                f"Dataset drift share must be in (0, 1], got {self.dataset_drift_share}"
+            )
+        if self.min_samples < 1:
+            raise ValueError(f"Minimum samples must be at least 1, got {self.min_samples}")
+        if self.features is not None:
+            object.__setattr__(self, "features", tuple(self.features))
+        for name, override in self.overrides.items():
+            if override.method is not None and override.method not in _CHOICES:
+                raise ValueError(f"Feature {name} asks for unknown method {override.method!r}")
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+
+
+def _check_threshold(method: Method, value: float, what: str) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} for {method} must be a positive number, got {value}")
+    if is_p_value_method(method) and value > 1:
+        raise ValueError(f"{what} for {method} is a p-value level and must be at most 1")
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """The verdict on one feature.
+
+    ``score`` is the distance for distance methods and the test statistic (K-S ``D``,
+    chi-squared) for p-value methods. ``p_value`` is the raw p-value and ``adjusted_p_value``
+    the one after the multiple-testing correction, which is what ``threshold`` is compared
+    with; both are None for distance methods. ``samples`` is the feature's current window
+    total.
+    """
+
+    name: str
+    method: Method
+    score: float
+    p_value: float | None
+    adjusted_p_value: float | None
+    threshold: float
+    drifted: bool
+    samples: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of one evaluation.
+
+    ``unjudged`` names the selected features with no reference observations, which are never
+    judged and do not count in the share. ``samples`` is the smallest current window total over
+    the judged features. When it is below ``min_samples``, ``insufficient_data`` is True and
+    there are no verdicts: ``features`` is empty, ``dataset_drift`` False and ``drifted_share``
+    0 — the window says nothing either way (see :attr:`verdict`).
+    """
+
+    features: tuple[FeatureDrift, ...]
+    unjudged: tuple[str, ...]
+    samples: int
+    min_samples: int
+    insufficient_data: bool
+    drifted_share: float
+    dataset_drift: bool
+    dataset_drift_share: float
+
+    @property
+    def verdict(self) -> bool | None:
+        """Dataset drift as True/False, or None when the window had too little data."""
+        return None if self.insufficient_data else self.dataset_drift
+
+    @property
+    def drifted_features(self) -> tuple[FeatureDrift, ...]:
+        """The features that drifted, in evaluation order."""
+        return tuple(f for f in self.features if f.drifted)
+
+
+def evaluate(
+    reference: Sequence[FeatureReference],
+    current: Mapping[str, npt.ArrayLike],
+    config: DriftConfig | None = None,
+) -> Evaluation:
+    """Judge the current window against the reference.
+
+    ``current`` maps feature names to the window's bucket counts, in the reference's bucket
+    order. A categorical feature may have one more, trailing, count: values outside the
+    reference categories (the server's ``__other__``), compared with a reference count of 0.
+    A judged feature missing from ``current`` counts as an empty window, which makes the whole
+    evaluation ``insufficient_data`` rather than judging the other features alone; names in
+    ``current`` that are not judged are ignored.
+
+    Per feature the method is the override's, else the policy's; ``auto`` resolves with
+    :func:`~modelops.core.drift.selection.select_method`. Distance methods drift when
+    ``score >= threshold``; p-value methods when the corrected p-value ``<= threshold``, the
+    correction running over all p-value features of this evaluation. The dataset drifts when
+    ``drifted / judged >= dataset_drift_share`` (Evidently's rule).
+    """
+    config = config or DriftConfig()
+    selected = _selected_features(reference, config)
+    features = [feature for feature in selected if feature.total > 0]
+    unjudged = tuple(feature.name for feature in selected if feature.total <= 0)
+    if not features:
+        raise ValueError("No selected feature was observed in the training data")
+    # Methods and thresholds first: a policy error is reported even while data is short.
+    methods = [_method_for(feature, config) for feature in features]
+    thresholds = [_threshold_for(f, m, config) for f, m in zip(features, methods, strict=True)]
+    windows = [_current_counts(feature, current) for feature in features]
+    totals = [round(float(w.sum())) for w in windows]
+    samples = min(totals)
+    if samples < config.min_samples:
+        return Evaluation(
+            features=(),
+            unjudged=unjudged,
+            samples=samples,
+            min_samples=config.min_samples,
+            insufficient_data=True,
+            drifted_share=0.0,
+            dataset_drift=False,
+            dataset_drift_share=config.dataset_drift_share,
+        )
+
+    scored = [_score(f, m, w) for f, m, w in zip(features, methods, windows, strict=True)]
+    raw_p = np.array([p if p is not None else np.nan for _, p in scored])
+    adjusted = adjust_p_values(raw_p, config.correction)
+
+    results: list[FeatureDrift] = []
+    for i, feature in enumerate(features):
+        score, p_value = scored[i]
+        if p_value is None:
+            adjusted_p = None
+            drifted = score >= thresholds[i]
+        else:
+            adjusted_p = float(adjusted[i])
+            drifted = adjusted_p <= thresholds[i]
+        results.append(
+            FeatureDrift(
+                name=feature.name,
+                method=methods[i],
+                score=score,
+                p_value=p_value,
+                adjusted_p_value=adjusted_p,
+                threshold=thresholds[i],
+                drifted=drifted,
+                samples=totals[i],
+            )
+        )
+    share = sum(r.drifted for r in results) / len(results)
+    return Evaluation(
+        features=tuple(results),
+        unjudged=unjudged,
+        samples=samples,
+        min_samples=config.min_samples,
+        insufficient_data=False,
+        drifted_share=share,
+        dataset_drift=share >= config.dataset_drift_share,
+        dataset_drift_share=config.dataset_drift_share,
+    )
+
+
+def _selected_features(
+    reference: Sequence[FeatureReference], config: DriftConfig
+) -> list[FeatureReference]:
+    by_name = {feature.name: feature for feature in reference}
+    if len(by_name) != len(reference):
+        raise ValueError("Reference feature names must be unique")
+    if not by_name:
+        raise ValueError("The reference has no features")
+    unknown = (set(config.features or ()) | set(config.overrides)) - set(by_name)
+    if unknown:
+        raise ValueError(f"The reference has no feature named {', '.join(sorted(unknown))}")
+    if config.features is None:
+        return list(reference)
+    if not config.features:
+        raise ValueError("The policy selects no features")
+    return [by_name[name] for name in dict.fromkeys(config.features)]
+
+
+def _current_counts(
+    feature: FeatureReference, current: Mapping[str, npt.ArrayLike]
+) -> npt.NDArray[np.float64]:
+    if feature.name not in current:
+        return np.zeros(feature.n_buckets)
+    counts = np.asarray(current[feature.name], dtype=np.float64)
+    if counts.shape not in {(feature.n_buckets,), (feature.window_buckets,)}:
+        raise ValueError(
+            f"Feature {feature.name} has {counts.size} current counts, "
+            f"expected {feature.window_buckets} like its reference"
+        )
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise ValueError(f"Current counts of feature {feature.name} must be finite, non-negative")
+    return counts
+
+
+def _method_for(feature: FeatureReference, config: DriftConfig) -> Method:
+    override = config.overrides.get(feature.name)
+    choice = override.method if override and override.method else config.method
+    if choice == "auto":
+        return select_method(feature.kind, feature.counts)
+    if feature.kind == "categorical" and choice in NUMERIC_ONLY_METHODS:
+        raise ValueError(
+            f"Method {choice} needs ordered buckets and cannot judge categorical "
+            f"feature {feature.name}"
+        )
+    return choice
+
+
+def _threshold_for(feature: FeatureReference, method: Method, config: DriftConfig) -> float:
+    override = config.overrides.get(feature.name)
+    if override is None or override.threshold is None:
+        return config.thresholds[method]
+    _check_threshold(method, override.threshold, f"Threshold of feature {feature.name}")
+    return override.threshold
+
+
+def _score(
+    feature: FeatureReference, method: Method, window: npt.NDArray[np.float64]
+) -> tuple[float, float | None]:
+    # The trailing "other" bucket of a categorical window was never seen in the reference.
+    ref = np.pad(feature.counts, (0, window.size - feature.counts.size))
+    if method == "psi":
+        return float(stats.psi(ref, window)), None
+    if method == "js":
+        return float(stats.jensen_shannon(ref, window)), None
+    if method == "wasserstein":
+        assert feature.edges is not None  # numeric-only, checked in _method_for
+        points = stats.bucket_points(feature.edges)
+        return float(stats.wasserstein(ref, window, points)), None
+    test = stats.ks(ref, window) if method == "ks" else stats.chi2(ref, window)
+    return float(test.statistic), float(test.p_value)
