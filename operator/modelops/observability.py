@@ -40,6 +40,39 @@ class _PhaseCollector(Collector):
                 self.phases[(namespace, name)] = phase
 
 
+class ServingInfo(Collector):
+    """``modelops_model_serving_info{namespace,model,version,role} 1`` for every version that
+    serves (role ``production`` or ``canary``): join it with other series to label them by the
+    serving version, or alert when a model serves nothing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._serving: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "modelops_model_serving_info", "The versions each Model serves, by role.",
+            labels=["namespace", "model", "version", "role"],
+        )
+        with self._lock:
+            items = sorted(self._serving.items())
+        for (ns, model), (production, canary) in items:
+            for version, role in ((production, "production"), (canary, "canary")):
+                if version:
+                    family.add_metric([ns, model, version, role], 1)
+        yield family
+
+    def set(self, namespace: str, model: str, production: str | None, canary: str | None) -> None:
+        """Record what ``model`` serves now."""
+        with self._lock:
+            self._serving[(namespace, model)] = (production, canary)
+
+    def forget(self, namespace: str, model: str) -> None:
+        """Stop exporting a deleted Model."""
+        with self._lock:
+            self._serving.pop((namespace, model), None)
+
+
 @dataclass
 class OperatorMetrics:
     """Every ``modelops_*`` metric the operator exports; see docs/operations.md."""
@@ -48,6 +81,8 @@ class OperatorMetrics:
     reconciles: Counter
     reconcile_duration: Histogram
     writes: Counter
+    notifications: Counter
+    serving_info: ServingInfo = field(default_factory=ServingInfo)
     _phases: _PhaseCollector = field(default_factory=_PhaseCollector)
 
     @classmethod
@@ -75,8 +110,16 @@ class OperatorMetrics:
                 ["kind"],
                 registry=reg,
             ),
+            notifications=Counter(
+                "modelops_notifications",
+                "CloudEvents sent to notification sinks, by result (delivered, failed: every "
+                "retry exhausted, dropped: the queue was full).",
+                ["result"],
+                registry=reg,
+            ),
         )
         reg.register(metrics._phases)
+        reg.register(metrics.serving_info)
         return metrics
 
     def set_trainingrun_phase(self, namespace: str, name: str, phase: str) -> None:

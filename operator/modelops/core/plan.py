@@ -53,6 +53,24 @@ class StatusPatch:
 
 
 @dataclass(frozen=True)
+class MetadataPatch:
+    """Labels to set (or, with None, remove) on ``target`` — e.g. the retired label of a
+    ModelVersion, which admission policies select on."""
+
+    target: ObjectRef
+    labels: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A change worth announcing to the Model's notification sinks (CloudEvents)."""
+
+    type: str
+    subject: str
+    data: Obj
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything one reconcile wants done, in the order the executor does it.
 
@@ -61,7 +79,9 @@ class Plan:
     - ``create``: write-once records (ModelVersions) created only if absent;
     - ``delete``: children to remove;
     - ``status``: status patches, skipped when the live status already matches;
+    - ``metadata``: label patches, skipped when the live labels already match;
     - ``events``: recorded after the writes succeed;
+    - ``notifications``: handed to the notifier after the writes succeed (never blocking);
     - ``requeue_after``: look again after this many seconds even if nothing changes
       (a canary's minimum ready time, a drift window, a cooldown).
     """
@@ -70,7 +90,9 @@ class Plan:
     create: tuple[Obj, ...] = ()
     delete: tuple[ObjectRef, ...] = ()
     status: tuple[StatusPatch, ...] = ()
+    metadata: tuple[MetadataPatch, ...] = ()
     events: tuple[EventSpec, ...] = ()
+    notifications: tuple[Notification, ...] = ()
     requeue_after: float | None = None
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from modelops.handlers.workqueue import WorkQueue
 from modelops.k8s.client import Kube
+from modelops.notify import Notifier
 from modelops.observability import OperatorMetrics
 from modelops.settings import OperatorSettings
 
@@ -25,4 +26,5 @@ class Deps:
     kube: Kube
     metrics: OperatorMetrics
     queue: WorkQueue
+    notifier: Notifier
     clock: Callable[[], datetime] = utcnow

@@ -1,4 +1,4 @@
-"""Watch events → work-queue keys. Events on children reconcile their owner."""
+"""Watch events → work-queue keys. Events on children reconcile the object that owns them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import kopf
 
 from modelops.api import GROUP, VERSION
-from modelops.core.labels import TRAININGRUN
+from modelops.core.labels import MODEL, TRAININGRUN
 from modelops.handlers.deps import Deps
 from modelops.handlers.workqueue import Key
 
@@ -29,7 +29,41 @@ async def trainingrun_changed(
 
 @kopf.on.event("batch", "v1", "jobs", labels={TRAININGRUN: kopf.PRESENT})
 async def training_job_changed(
-    event: kopf.RawEvent, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
 ) -> None:
     """A training Job moved: its TrainingRun's status follows."""
     memo.deps.queue.add(Key("TrainingRun", namespace or "", labels[TRAININGRUN]))
+
+
+@kopf.on.event(GROUP, VERSION, "models")
+async def model_changed(
+    event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A Model was created, changed or deleted."""
+    _enqueue(memo, Key("Model", namespace or "", name), event)
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+async def modelversion_changed(
+    spec: kopf.Spec, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A version appeared, changed (labels: approval) or went: its Model decides again."""
+    model = (spec.get("modelRef") or {}).get("name")
+    if model:
+        memo.deps.queue.add(Key("Model", namespace or "", model))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={MODEL: kopf.PRESENT})
+async def serving_deployment_changed(
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    """A serving Deployment's rollout moved: its Model's rollout follows."""
+    memo.deps.queue.add(Key("Model", namespace or "", labels[MODEL]))
+
+
+@kopf.on.event(GROUP, VERSION, "driftpolicies")
+async def driftpolicy_changed(
+    event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A DriftPolicy was created, changed or deleted."""
+    _enqueue(memo, Key("DriftPolicy", namespace or "", name), event)

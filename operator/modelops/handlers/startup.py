@@ -6,11 +6,13 @@ from typing import Any
 
 import kopf
 
-from modelops.api import GROUP
-from modelops.handlers.deps import Deps
+from modelops.api import API_VERSION, GROUP
+from modelops.core.plan import EventSpec, Notification
+from modelops.handlers.deps import Deps, utcnow
 from modelops.handlers.reconcile import reconcile
 from modelops.handlers.workqueue import Key, WorkQueue
 from modelops.k8s.client import Kube
+from modelops.notify import Notifier
 from modelops.observability import OperatorMetrics
 from modelops.settings import OperatorSettings
 
@@ -35,7 +37,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         return await reconcile(memo.deps, key)
 
     queue = WorkQueue(run, workers=op.workers)
-    memo.deps = Deps(settings=op, kube=Kube.connect(op.kubeconfig), metrics=metrics, queue=queue)
+    kube = Kube.connect(op.kubeconfig)
+
+    def undelivered(notification: Notification, error: str) -> None:
+        namespace, _, name = notification.subject.partition("/")
+        raw = kube.get(API_VERSION, "Model", namespace, name)
+        if raw is not None:
+            message = f"Could not deliver {notification.type} notification: {error}"
+            kube.post_event(raw, EventSpec("Warning", "NotificationFailed", message), utcnow())
+
+    notifier = Notifier(metrics.notifications, on_failure=undelivered)
+    memo.deps = Deps(settings=op, kube=kube, metrics=metrics, queue=queue, notifier=notifier)
     queue.start()
 
 
@@ -45,3 +57,4 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     deps: Deps | None = getattr(memo, "deps", None)
     if deps is not None:
         await deps.queue.stop()
+        deps.notifier.close()

@@ -54,6 +54,12 @@ def execute(
             continue
         kube.patch_status(patch.target, patch.status)
         writes += 1
+    for meta in plan.metadata:
+        current = live.get(meta.target)
+        if current is not None and contains(current["metadata"].get("labels") or {}, meta.labels):
+            continue
+        kube.patch_metadata(meta.target, labels=meta.labels)
+        writes += 1
     for event in plan.events:
         kube.post_event(regarding, event, now)
         writes += 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from modelops import api
-from modelops.core import naming, trainingrun
+from modelops.core import labels, naming, trainingrun
+from modelops.core import model as model_core
 from modelops.core.plan import Obj, ObjectRef
 from modelops.k8s.client import Kube
 
@@ -46,3 +47,40 @@ def observe_trainingrun(
         )
     observed = trainingrun.Observed(job=job, pods=pods, model=model, version=version)
     return observed, _index(raw, job, version)
+
+
+def observe_model(kube: Kube, model: api.Model, raw: Obj) -> tuple[model_core.Observed, Live]:
+    """The Model's versions, and the Deployments, pods and Services that serve them."""
+    ns, name = model.metadata.namespace or "", model.metadata.name or ""
+    raw_versions = [
+        v
+        for v in kube.list(api.API_VERSION, "ModelVersion", ns)
+        if v.get("spec", {}).get("modelRef", {}).get("name") == name
+    ]
+    versions = []
+    for v in raw_versions:
+        try:
+            versions.append(api.ModelVersion.model_validate(v))
+        except ValidationError:
+            continue  # admission refuses such objects; a stray one is not servable
+    selector = {labels.MODEL: name, "app.kubernetes.io/component": model_core.COMPONENT}
+    deployments = {
+        d["metadata"]["labels"][labels.VERSION]: d
+        for d in kube.list("apps/v1", "Deployment", ns, labels=selector)
+        if _owned_by(d, model)
+    }
+    pods: dict[str, list[Obj]] = {}
+    if deployments:
+        for pod in kube.list("v1", "Pod", ns, labels=selector):
+            version = pod["metadata"].get("labels", {}).get(labels.VERSION)
+            if version:
+                pods.setdefault(version, []).append(pod)
+    services = kube.list("v1", "Service", ns, labels={labels.MODEL: name})
+    observed = model_core.Observed(versions=versions, deployments=deployments, pods=pods)
+    return observed, _index(raw, *raw_versions, *deployments.values(), *services)
+
+
+def _owned_by(obj: Obj, owner: api.Model) -> bool:
+    return any(
+        ref.get("uid") == owner.metadata.uid for ref in obj["metadata"].get("ownerReferences", [])
+    )

@@ -1,0 +1,760 @@
+"""Model decisions: which version serves, how a new one takes over, and which versions retire.
+
+State lives in the Model's status (``productionVersion``, ``canaryVersion``, ``history``) and in
+its ModelVersions' status (``phase``, the ``RolloutFailed`` reason). Each reconcile:
+
+1. picks the **target** version: the pin (``serving.version``) with promotion Manual, else the
+   newest Registered version that passes every gate (and is approved when required) and has
+   not failed a rollout before; no target keeps the current production version;
+2. moves the rollout one step: a first version simply rolls out; a new version next to a
+   production one rolls out as a canary (its share of the replicas, behind the stable Service)
+   or, without canary settings, at full size; it is promoted once its Deployment has been
+   available for ``canary.minReadySeconds`` (0 without canary), and rolled back to the
+   previous production version when its rollout fails (progress deadline exceeded, crash loop);
+3. retires versions beyond ``retention.keepLast`` or older than ``retention.maxAge`` — never the
+   production, canary or target version;
+4. derives every ModelVersion's phase and the Model's conditions.
+
+A version whose rollout failed is not chosen again automatically. A pinned version whose last
+rollout failed is not retried until the pin changes (edit the Model to retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelops import api
+from modelops.core import builders, conditions, labels, naming
+from modelops.core.plan import (
+    EventSpec,
+    MetadataPatch,
+    Notification,
+    Obj,
+    ObjectRef,
+    Plan,
+    StatusPatch,
+)
+
+SERVER_CONTAINER = "server"
+SERVER_PORT = 8080
+ARTIFACT_MOUNT = "/artifacts"
+COMPONENT = "model-server"
+CRASH_RESTARTS = 3
+"""Restarts after which a candidate's pod counts as crash-looping (the rollout failed)."""
+PROGRESS_REQUEUE = 5.0
+"""While a rollout is under way, look again this often (pod restarts do not touch the
+Deployment, so not every change arrives as an event)."""
+RETIRE_JOB_TTL = 3600
+
+VersionPhase = api.ModelVersionPhase
+_TRUE, _FALSE, _UNKNOWN = (
+    api.ConditionStatus.TRUE,
+    api.ConditionStatus.FALSE,
+    api.ConditionStatus.UNKNOWN,
+)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconcile saw: the Model's versions, and for each served version (by version
+    name) its Deployment and pods."""
+
+    versions: Sequence[api.ModelVersion]
+    deployments: Mapping[str, Obj]
+    pods: Mapping[str, Sequence[Obj]]
+
+
+@dataclass(frozen=True)
+class _Rollout:
+    """Step 2's result: what serves, what to build, what happened."""
+
+    production: str | None
+    canary: str | None
+    replicas: Mapping[str, int]  # version -> serving replicas (the Deployments to keep)
+    roles: Mapping[str, str]
+    history: tuple[api.HistoryEntry, ...] = ()
+    events: tuple[EventSpec, ...] = ()
+    failed: str | None = None  # a version whose rollout just failed
+    progressing: str | None = None  # message while a rollout is under way
+    problem: tuple[str, str] | None = None  # (reason, message) for Degraded
+    requeue: float | None = None
+
+
+def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
+    """Decide serving, promotion, rollback and retirement for ``model``."""
+    by_version = {v.spec.version: v for v in observed.versions}
+    serving = model.spec.serving
+    if serving is None:
+        rollout = _Rollout(production=None, canary=None, replicas={}, roles={})
+        target = None
+    else:
+        target, problem = _target(model, serving, by_version)
+        rollout = _step(model, serving, target, by_version, observed, now)
+        if problem is not None and rollout.problem is None:
+            rollout = replace(rollout, problem=problem)
+    keep = {v for v in (rollout.production, rollout.canary, target) if v}
+    retiring = _to_retire(model, by_version, keep, now)
+
+    apply: list[Obj] = []
+    delete: list[ObjectRef] = []
+    ns = model.metadata.namespace or ""
+    name = _name(model)
+    if serving is not None:
+        for version, replicas in rollout.replicas.items():
+            mv = by_version[version]
+            apply.append(build_deployment(model, serving, mv, replicas, rollout.roles[version]))
+            apply.append(build_version_service(model, mv))
+        apply.append(build_stable_service(model))
+    for version, dep in observed.deployments.items():
+        if version not in rollout.replicas:
+            delete.append(ObjectRef.of(dep))
+            delete.append(ObjectRef("v1", "Service", ns, naming.serving_name(name, version)))
+    retention = model.spec.retention
+    for version, reason in retiring:
+        apply.append(
+            build_retire_job(
+                model,
+                by_version[version],
+                reason,
+                delete_artifacts=bool(retention and retention.delete_artifacts),
+            )
+        )
+
+    history = list(model.status.history or [])
+    history.extend(rollout.history)
+    events = list(rollout.events)
+    notifications = [_notify(model, h) for h in rollout.history]
+    version_status: list[StatusPatch] = []
+    metadata: list[MetadataPatch] = []
+    for version, reason in retiring:
+        entry = api.HistoryEntry(
+            time=now,
+            kind=api.HistoryKind.RETIRED,
+            from_=version,
+            to=rollout.production,
+            reason=reason,
+        )
+        history.append(entry)
+        events.append(EventSpec("Normal", "Retired", f"Retired version {version}: {reason}"))
+        notifications.append(_notify(model, entry))
+        metadata.append(MetadataPatch(_ref(by_version[version]), {labels.RETIRED: "true"}))
+    retired_now = dict(retiring)
+    for version, mv in by_version.items():
+        patch = _version_status(mv, rollout, retired_now.get(version), now)
+        if patch is not None:
+            version_status.append(patch)
+
+    status = model.status.model_copy(deep=True)
+    status.production_version = rollout.production
+    status.canary_version = rollout.canary
+    status.endpoint = (
+        f"http://{naming.stable_service_name(name)}.{ns}.svc/v2/models/{name}"
+        if serving is not None
+        else None
+    )
+    status.history = history[-api.HISTORY_MAX_ITEMS :] if history else None
+    status.conditions = _conditions(model, serving, rollout, observed, now)
+    status.observed_generation = model.metadata.generation or 0
+    return Plan(
+        apply=tuple(apply),
+        delete=tuple(delete),
+        status=(StatusPatch(_ref(model), status.to_dict()), *version_status),
+        metadata=tuple(metadata),
+        events=tuple(events),
+        notifications=tuple(notifications),
+        requeue_after=rollout.requeue,
+    )
+
+
+# -- 1. target ---------------------------------------------------------------------------
+
+
+def _target(
+    model: api.Model, serving: api.Serving, by_version: Mapping[str, api.ModelVersion]
+) -> tuple[str | None, tuple[str, str] | None]:
+    """The version that should serve production, and a problem that prevents one."""
+    current = model.status.production_version
+    if serving.promotion is api.Promotion.MANUAL:
+        pin = serving.version
+        if pin is None:
+            return current, None
+        mv = by_version.get(pin)
+        if mv is None:
+            return current, (
+                "VersionNotFound",
+                f"serving.version {pin}: no ModelVersion "
+                f"{naming.model_version_name(_name(model), pin)}",
+            )
+        if mv.status.phase is VersionPhase.RETIRED:
+            return current, (
+                "VersionRetired",
+                f"serving.version {pin} is retired and can never be served again",
+            )
+        history = model.status.history or []
+        last = history[-1] if history else None
+        if (
+            pin != current
+            and last is not None
+            and last.kind is api.HistoryKind.ROLLED_BACK
+            and last.from_ == pin
+        ):
+            return current, (
+                "RolloutFailed",
+                f"version {pin} failed to roll out "
+                f"({last.reason}); pin another version, or edit the Model to retry",
+            )
+        return pin, _unsupported(mv)
+    eligible = [
+        mv
+        for mv in by_version.values()
+        if mv.status.phase is not VersionPhase.RETIRED
+        and not _rollout_failed(mv)
+        and _passes(mv, serving)
+        and _unsupported(mv) is None
+    ]
+    if not eligible:
+        return current, None
+    newest = max(eligible, key=lambda mv: (_created(mv), mv.spec.version))
+    return newest.spec.version, None
+
+
+def _passes(mv: api.ModelVersion, serving: api.Serving) -> bool:
+    if serving.require_approval and (mv.metadata.labels or {}).get(labels.APPROVED) != "true":
+        return False
+    metrics = mv.spec.metrics or {}
+    for gate in serving.gates or ():
+        value = metrics.get(gate.metric)
+        if value is None:
+            return False
+        if gate.min is not None and value < gate.min:
+            return False
+        if gate.max is not None and value > gate.max:
+            return False
+    return True
+
+
+def _unsupported(mv: api.ModelVersion) -> tuple[str, str] | None:
+    if builders.parse_pvc_uri(mv.spec.artifact.uri) is None:
+        return (
+            "UnsupportedArtifact",
+            f"version {mv.spec.version}: only pvc:// artifacts can "
+            f"be served, not {mv.spec.artifact.uri}",
+        )
+    return None
+
+
+# -- 2. rollout --------------------------------------------------------------------------
+
+
+def _step(
+    model: api.Model,
+    serving: api.Serving,
+    target: str | None,
+    by_version: Mapping[str, api.ModelVersion],
+    observed: Observed,
+    now: datetime,
+) -> _Rollout:
+    prod = model.status.production_version
+    if prod is not None and prod not in by_version:
+        prod = None  # its record was deleted: nothing to keep serving
+    full = serving.replicas
+    if target is None or target not in by_version:
+        if prod is None:
+            return _Rollout(None, None, {}, {})
+        return _Rollout(prod, None, {prod: full}, {prod: "production"})
+    if target == prod:
+        events: tuple[EventSpec, ...] = ()
+        old = model.status.canary_version
+        if old and old != prod:
+            events = (
+                EventSpec(
+                    "Normal", "CanaryAborted", f"Stopped canary {old}: production stays {prod}"
+                ),
+            )
+        return _Rollout(prod, None, {prod: full}, {prod: "production"}, events=events)
+
+    dep = observed.deployments.get(target)
+    pods = observed.pods.get(target, ())
+    failure = _failure(dep, pods)
+    canary = serving.canary if prod is not None else None
+    if prod is None:
+        replicas, roles = {target: full}, {target: "production"}
+    elif canary is not None:
+        share = max(1, round(full * canary.replicas_percent / 100))
+        replicas = {prod: max(1, full - share), target: share}
+        roles = {prod: "production", target: "canary"}
+    else:
+        replicas, roles = {prod: full, target: full}, {prod: "production", target: "candidate"}
+
+    if failure is not None:
+        message = f"version {target} failed to roll out: {failure}"
+        if prod is not None and serving.rollback:
+            entry = api.HistoryEntry(
+                time=now, kind=api.HistoryKind.ROLLED_BACK, from_=target, to=prod, reason=failure
+            )
+            return _Rollout(
+                prod,
+                None,
+                {prod: full},
+                {prod: "production"},
+                history=(entry,),
+                events=(
+                    EventSpec(
+                        "Warning", "RolledBack", f"Rolled back from {target} to {prod}: {failure}"
+                    ),
+                ),
+                failed=target,
+                problem=("RolloutFailed", message),
+            )
+        return _Rollout(
+            prod,
+            None,
+            replicas,
+            roles,
+            failed=target,
+            events=(EventSpec("Warning", "RolloutFailed", message),),
+            problem=("RolloutFailed", message),
+        )
+
+    min_ready = canary.min_ready_seconds if canary is not None else 0
+    since = _available_since(dep, replicas[target])
+    if since is not None and now - since >= timedelta(seconds=min_ready):
+        entry = api.HistoryEntry(
+            time=now,
+            kind=api.HistoryKind.PROMOTED,
+            from_=prod,
+            to=target,
+            reason=_promotion_reason(by_version[target], serving, canary is not None),
+        )
+        text = f"Promoted {target} to production" + (f" (was {prod})" if prod else "")
+        return _Rollout(
+            target,
+            None,
+            {target: full},
+            {target: "production"},
+            history=(entry,),
+            events=(EventSpec("Normal", "Promoted", text),),
+        )
+
+    current_canary = target if canary is not None else None
+    events = ()
+    if canary is not None and model.status.canary_version != target:
+        events = (
+            EventSpec(
+                "Normal",
+                "CanaryStarted",
+                f"Started canary {target} with {replicas[target]} of {full} "
+                f"replicas next to {prod}",
+            ),
+        )
+    wait = PROGRESS_REQUEUE
+    if since is not None:
+        wait = max(1.0, min_ready - (now - since).total_seconds())
+        message = f"version {target} available; promoting after {min_ready}s"
+    else:
+        message = f"rolling out version {target}"
+    return _Rollout(
+        prod, current_canary, replicas, roles, events=events, progressing=message, requeue=wait
+    )
+
+
+def _failure(dep: Obj | None, pods: Sequence[Obj]) -> str | None:
+    """Why a candidate's rollout failed, or None while it may still succeed."""
+    if dep is not None:
+        for c in dep.get("status", {}).get("conditions", []):
+            if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
+                return f"not available within the progress deadline ({c.get('message', '')})"
+    for pod in pods:
+        for cs in pod.get("status", {}).get("containerStatuses", []):
+            waiting = cs.get("state", {}).get("waiting", {})
+            if (
+                waiting.get("reason") == "CrashLoopBackOff"
+                or cs.get("restartCount", 0) >= CRASH_RESTARTS
+            ):
+                last = cs.get("lastState", {}).get("terminated", {})
+                detail = last.get("message") or f"exit code {last.get('exitCode', '?')}"
+                return (
+                    f"pod {pod['metadata']['name']} is crash-looping "
+                    f"({cs.get('restartCount', 0)} restarts, {detail.strip()[:200]})"
+                )
+    return None
+
+
+def _available_since(dep: Obj | None, replicas: int) -> datetime | None:
+    """When the Deployment became fully available at ``replicas``, or None if it is not."""
+    if dep is None:
+        return None
+    st = dep.get("status", {})
+    if dep.get("spec", {}).get("replicas") != replicas or st.get("observedGeneration", 0) < dep[
+        "metadata"
+    ].get("generation", 0):
+        return None
+    if st.get("availableReplicas", 0) < replicas or st.get("updatedReplicas", 0) < replicas:
+        return None
+    for c in st.get("conditions", []):
+        if c.get("type") == "Available" and c.get("status") == "True":
+            return _time(c.get("lastTransitionTime"))
+    return None
+
+
+def _promotion_reason(mv: api.ModelVersion, serving: api.Serving, canary: bool) -> str:
+    how = "canary stayed available" if canary else "rollout available"
+    if serving.promotion is api.Promotion.MANUAL:
+        return f"pinned by serving.version; {how}"
+    metrics = mv.spec.metrics or {}
+    passed = ", ".join(f"{g.metric}={metrics[g.metric]:g}" for g in serving.gates or ())
+    return f"gates passed{': ' + passed if passed else ''}; {how}"
+
+
+# -- 3. retention --------------------------------------------------------------------------
+
+
+def _to_retire(
+    model: api.Model, by_version: Mapping[str, api.ModelVersion], keep: set[str], now: datetime
+) -> list[tuple[str, str]]:
+    """(version, reason) of the versions to retire now, oldest first."""
+    policy = model.spec.retention
+    if policy is None:
+        return []
+    candidates = sorted(
+        (
+            mv
+            for v, mv in by_version.items()
+            if v not in keep and mv.status.phase is not VersionPhase.RETIRED
+        ),
+        key=lambda mv: (_created(mv), mv.spec.version),
+        reverse=True,
+    )
+    out: dict[str, str] = {}
+    if policy.keep_last is not None:
+        for mv in candidates[policy.keep_last :]:
+            out[mv.spec.version] = (
+                f"retention.keepLast={policy.keep_last}: newer non-serving versions exist"
+            )
+    if policy.max_age is not None:
+        age = api.parse_duration(policy.max_age)
+        for mv in candidates:
+            if now - _created(mv) > age:
+                out.setdefault(mv.spec.version, f"retention.maxAge={policy.max_age} exceeded")
+    return sorted(out.items(), key=lambda kv: _created(by_version[kv[0]]))
+
+
+# -- 4. status ---------------------------------------------------------------------------
+
+
+def _version_status(
+    mv: api.ModelVersion, rollout: _Rollout, retired_reason: str | None, now: datetime
+) -> StatusPatch | None:
+    version = mv.spec.version
+    status = mv.status.model_copy(deep=True)
+    gen = mv.metadata.generation or 0
+    if status.phase is VersionPhase.RETIRED:
+        return None  # final: never touched again
+    if retired_reason is not None:
+        status.phase = VersionPhase.RETIRED
+        status.retired_at = now
+        status.retired_reason = retired_reason
+        ready = (_FALSE, "Retired", f"retired: {retired_reason}")
+    elif version == rollout.production:
+        if status.phase is not VersionPhase.SERVING:
+            status.served_since = now
+        status.phase = VersionPhase.SERVING
+        ready = (_TRUE, "Serving", "serving production traffic")
+    elif version == rollout.canary:
+        status.phase = VersionPhase.CANARY
+        ready = (_TRUE, "Canary", "serving as canary")
+    else:
+        status.phase = VersionPhase.REGISTERED
+        if version == rollout.failed:
+            ready = (_FALSE, "RolloutFailed", rollout.problem[1] if rollout.problem else "")
+        elif _rollout_failed(mv):
+            return None  # keep the failure on record until the version retires
+        else:
+            ready = (_TRUE, "Registered", "registered; not serving")
+    status.conditions = conditions.set_condition(
+        status.conditions,
+        "Ready",
+        ready[0],
+        reason=ready[1],
+        message=ready[2],
+        observed_generation=gen,
+        now=now,
+    )
+    status.observed_generation = gen
+    if mv.spec.metrics:
+        first = sorted(mv.spec.metrics.items())[0]
+        status.key_metric = f"{first[0]}={first[1]:.4g}"
+    return StatusPatch(_ref(mv), status.to_dict())
+
+
+def _conditions(
+    model: api.Model,
+    serving: api.Serving | None,
+    rollout: _Rollout,
+    observed: Observed,
+    now: datetime,
+) -> list[api.Condition]:
+    gen = model.metadata.generation or 0
+    conds = list(model.status.conditions)
+
+    def put(type_: str, status: api.ConditionStatus, reason: str, message: str) -> None:
+        nonlocal conds
+        conds = conditions.set_condition(
+            conds, type_, status, reason=reason, message=message, observed_generation=gen, now=now
+        )
+
+    prod = rollout.production
+    prod_available = (
+        prod is not None
+        and _available_since(observed.deployments.get(prod), rollout.replicas.get(prod, 0))
+        is not None
+    )
+    if serving is None:
+        put("Ready", _TRUE, "RegistryOnly", "spec.serving is unset: nothing to serve")
+    elif prod is None:
+        if rollout.progressing:
+            put("Ready", _UNKNOWN, "RollingOut", rollout.progressing)
+        else:
+            reason, message = rollout.problem or (
+                "NoVersionSelected",
+                "no version to serve: pin one with serving.version, or register a version "
+                "that passes the gates",
+            )
+            put("Ready", _FALSE, reason, message)
+    elif prod_available:
+        put("Ready", _TRUE, "Serving", f"version {prod} is serving")
+    else:
+        put("Ready", _FALSE, "Unavailable", f"version {prod} is not fully available")
+    if rollout.progressing:
+        put("Progressing", _TRUE, "RollingOut", rollout.progressing)
+    else:
+        put("Progressing", _FALSE, "Stable", "no rollout in progress")
+    if rollout.problem is not None:
+        put("Degraded", _TRUE, *rollout.problem)
+    elif serving is not None and prod is not None and not prod_available:
+        put("Degraded", _TRUE, "Unavailable", f"version {prod} is not fully available")
+    else:
+        put("Degraded", _FALSE, "AsExpected", "nothing needs attention")
+    return conds
+
+
+# -- child objects -----------------------------------------------------------------------
+
+
+def build_deployment(
+    model: api.Model, serving: api.Serving, mv: api.ModelVersion, replicas: int, role: str
+) -> Obj:
+    """The Deployment that serves one version, verified against its digest by the server."""
+    name, version = _name(model), mv.spec.version
+    location = builders.parse_pvc_uri(mv.spec.artifact.uri)
+    assert location is not None  # _unsupported() keeps other URIs out of rollouts
+    selector = _version_selector(name, version)
+    pod_labels = {
+        **builders.child_labels(name, version=version, role=role),
+        "app.kubernetes.io/component": COMPONENT,
+    }
+    env: list[Obj] = [
+        {"name": "MODELOPS_SERVER_MODEL_NAME", "value": name},
+        {"name": "MODELOPS_SERVER_MODEL_VERSION", "value": version},
+        {
+            "name": "MODELOPS_SERVER_ARTIFACT_DIR",
+            "value": f"{ARTIFACT_MOUNT}/{location.path}".rstrip("/"),
+        },
+        {"name": "MODELOPS_SERVER_ARTIFACT_DIGEST", "value": mv.spec.artifact.digest},
+        {"name": "MODELOPS_SERVER_PORT", "value": str(SERVER_PORT)},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    probe = {
+        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "periodSeconds": 2,
+        "failureThreshold": 3,
+    }
+    container: Obj = {
+        "name": SERVER_CONTAINER,
+        "image": serving.image,
+        "command": list(serving.command),
+        "env": env,
+        "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
+        "readinessProbe": probe,
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "volumeMounts": [
+            {"name": "artifacts", "mountPath": ARTIFACT_MOUNT, "readOnly": True},
+            builders.SCRATCH_MOUNT,
+        ],
+        "securityContext": builders.CONTAINER_SECURITY_CONTEXT,
+    }
+    if serving.args:
+        container["args"] = list(serving.args)
+    if serving.resources is not None:
+        container["resources"] = serving.resources.to_dict()
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": naming.serving_name(name, version),
+            "namespace": model.metadata.namespace,
+            "labels": {
+                **builders.child_labels(name, version=version),
+                "app.kubernetes.io/component": COMPONENT,
+            },
+            "ownerReferences": [builders.owner_reference(model)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "progressDeadlineSeconds": serving.progress_deadline_seconds,
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(SERVER_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": builders.POD_SECURITY_CONTEXT,
+                    "containers": [container],
+                    "volumes": [
+                        builders.pvc_volume("artifacts", location.claim, read_only=True),
+                        builders.SCRATCH_VOLUME,
+                    ],
+                },
+            },
+        },
+    }
+
+
+def build_version_service(model: api.Model, mv: api.ModelVersion) -> Obj:
+    """The Service that reaches one version only (tests, shadow traffic, drift scraping)."""
+    name, version = _name(model), mv.spec.version
+    return _service(
+        model,
+        naming.serving_name(name, version),
+        _version_selector(name, version),
+        builders.child_labels(name, version=version),
+    )
+
+
+def build_stable_service(model: api.Model) -> Obj:
+    """The Service clients use: every serving pod of the model, production and canary."""
+    name = _name(model)
+    selector = {labels.MODEL: name, "app.kubernetes.io/component": COMPONENT}
+    return _service(model, naming.stable_service_name(name), selector, builders.child_labels(name))
+
+
+def build_retire_job(
+    model: api.Model, mv: api.ModelVersion, reason: str, *, delete_artifacts: bool
+) -> Obj:
+    """A one-off Job that marks a retired version's artifact directory (the server refuses to
+    load a directory with a RETIRED marker) and, only when the retention policy says so,
+    deletes the artifact files."""
+    name, version = _name(model), mv.spec.version
+    location = builders.parse_pvc_uri(mv.spec.artifact.uri)
+    serving = model.spec.serving or api.Serving()
+    args = [
+        "--dir",
+        f"{ARTIFACT_MOUNT}/{location.path}" if location else "",
+        "--reason",
+        reason,
+        "--version",
+        version,
+    ]
+    if delete_artifacts:
+        args.append("--delete-artifacts")
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": builders.POD_SECURITY_CONTEXT,
+        "containers": [
+            {
+                "name": "retire",
+                "image": serving.image,
+                "command": ["python", "-m", "modelops.runtimes.server.retire"],
+                "args": args,
+                "securityContext": builders.CONTAINER_SECURITY_CONTEXT,
+                "volumeMounts": [{"name": "artifacts", "mountPath": ARTIFACT_MOUNT}],
+            }
+        ],
+        "volumes": [builders.pvc_volume("artifacts", location.claim, read_only=False)]
+        if location
+        else [],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": naming.fit(f"retire-{naming.model_version_name(name, version)}", 63),
+            "namespace": model.metadata.namespace,
+            "labels": builders.child_labels(name, version=version),
+            "ownerReferences": [builders.owner_reference(model)],
+        },
+        "spec": {
+            "backoffLimit": 3,
+            "ttlSecondsAfterFinished": RETIRE_JOB_TTL,
+            "template": {"metadata": {"labels": builders.child_labels(name)}, "spec": pod_spec},
+        },
+    }
+
+
+def _service(model: api.Model, svc: str, selector: dict[str, str], lbls: dict[str, str]) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": svc,
+            "namespace": model.metadata.namespace,
+            "labels": lbls,
+            "ownerReferences": [builders.owner_reference(model)],
+        },
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def _version_selector(model: str, version: str) -> dict[str, str]:
+    return {labels.MODEL: model, labels.VERSION: version, "app.kubernetes.io/component": COMPONENT}
+
+
+def _notify(model: api.Model, entry: api.HistoryEntry) -> Notification:
+    return Notification(
+        type=f"dev.modelops.model.{entry.kind.value.lower()}",
+        subject=f"{model.metadata.namespace}/{_name(model)}",
+        data={"model": _name(model), "namespace": model.metadata.namespace, **entry.to_dict()},
+    )
+
+
+def _rollout_failed(mv: api.ModelVersion) -> bool:
+    ready = conditions.find_condition(mv.status.conditions, "Ready")
+    return ready is not None and ready.reason == "RolloutFailed"
+
+
+def _created(mv: api.ModelVersion) -> datetime:
+    created = mv.metadata.creation_timestamp
+    assert created is not None, "objects read from the API server have a creationTimestamp"
+    return created
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _name(obj: api.Model) -> str:
+    assert obj.metadata.name is not None
+    return obj.metadata.name
+
+
+def _ref(obj: api.Model | api.ModelVersion) -> ObjectRef:
+    return ObjectRef(
+        obj.api_version, obj.kind, obj.metadata.namespace or "", obj.metadata.name or ""
+    )

@@ -1,0 +1,37 @@
+"""Model wiring: read versions and serving objects, decide (``core.model``), write, notify."""
+
+from __future__ import annotations
+
+from modelops import api
+from modelops.core import model as model_core
+from modelops.handlers.common import load
+from modelops.handlers.deps import Deps
+from modelops.handlers.reconcile import reconciler
+from modelops.handlers.workqueue import Key
+from modelops.k8s.executor import execute
+from modelops.k8s.observe import observe_model
+
+
+@reconciler("Model")
+def reconcile_model(deps: Deps, key: Key) -> float | None:
+    """Reconcile one Model; returns when to look again while a rollout is under way."""
+    loaded = load(deps, key, api.Model)
+    if loaded is None:
+        deps.metrics.serving_info.forget(key.namespace, key.name)
+        return None
+    model, raw = loaded
+    observed, live = observe_model(deps.kube, model, raw)
+    now = deps.clock()
+    plan = model_core.reconcile(model, observed, now=now)
+    writes = execute(deps.kube, plan, regarding=raw, live=live, now=now)
+    deps.metrics.writes.labels(key.kind).inc(writes)
+    status = next(p.status for p in plan.status if p.target.kind == "Model")
+    deps.metrics.serving_info.set(
+        key.namespace, key.name, status.get("productionVersion"), status.get("canaryVersion")
+    )
+    sinks = model.spec.notifications.sinks if model.spec.notifications else []
+    for notification in plan.notifications:
+        deps.notifier.send(
+            notification, [s.url for s in sinks], {s.url: dict(s.headers or {}) for s in sinks}
+        )
+    return plan.requeue_after

@@ -1,0 +1,147 @@
+"""CloudEvents delivery to a Model's notification sinks, off the reconcile path.
+
+``Notifier.send`` only enqueues: a slow or dead sink never delays a reconcile. A background
+thread POSTs each event (CloudEvents 1.0, structured JSON mode) to every sink, retrying with
+exponential backoff. Every outcome is counted in ``modelops_notifications_total{result}``; an
+event that exhausts its retries is logged as an error and reported through ``on_failure`` (the
+operator records a Warning Event on the Model), so it is never lost silently. Pending events
+live in memory: an operator restart drops what was not yet delivered, and says so in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import Counter
+
+from modelops.core.plan import Notification
+
+log = logging.getLogger(__name__)
+SOURCE = "modelops.dev/operator"
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    event: dict[str, object]
+    url: str
+    headers: Mapping[str, str]
+
+
+def cloudevent(notification: Notification, now: datetime) -> dict[str, object]:
+    """The structured-mode CloudEvent for ``notification``."""
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": f"{SOURCE}/{notification.subject}",
+        "type": notification.type,
+        "subject": notification.subject,
+        "time": now.isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": notification.data,
+    }
+
+
+class Notifier:
+    """Delivers notifications in a background thread; see the module docstring."""
+
+    def __init__(
+        self,
+        counter: Counter,
+        *,
+        on_failure: Callable[[Notification, str], None] | None = None,
+        attempts: int = 5,
+        first_backoff: float = 1.0,
+        timeout: float = 5.0,
+        capacity: int = 1000,
+    ) -> None:
+        self._counter = counter
+        self._on_failure = on_failure
+        self._attempts = attempts
+        self._first_backoff = first_backoff
+        self._timeout = timeout
+        self._queue: queue.Queue[tuple[_Delivery, Notification] | None] = queue.Queue(capacity)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelops-notifier", daemon=True)
+        self._thread.start()
+
+    def send(
+        self,
+        notification: Notification,
+        sinks: Sequence[str],
+        headers: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """Queue ``notification`` for every sink; never blocks."""
+        event = cloudevent(notification, datetime.now(UTC))
+        for url in sinks:
+            try:
+                self._queue.put_nowait((_Delivery(event, url, headers.get(url, {})), notification))
+            except queue.Full:
+                self._counter.labels("dropped").inc()
+                log.error(
+                    "Dropped %s event for %s: the notification queue is full",
+                    notification.type,
+                    notification.subject,
+                )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop after the deliveries under way; report what is left undelivered."""
+        self._stop.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+        left = self._queue.qsize()
+        if left:
+            log.warning("Stopping with %d notification(s) undelivered", left)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            delivery, notification = item
+            error = self._deliver(delivery)
+            if error is None:
+                self._counter.labels("delivered").inc()
+                continue
+            self._counter.labels("failed").inc()
+            log.error(
+                "Could not deliver %s event for %s to %s after %d attempts: %s",
+                notification.type,
+                notification.subject,
+                delivery.url,
+                self._attempts,
+                error,
+            )
+            if self._on_failure is not None:
+                self._on_failure(notification, f"{delivery.url}: {error}")
+
+    def _deliver(self, delivery: _Delivery) -> str | None:
+        body = json.dumps(delivery.event).encode()
+        error = "not attempted"
+        for attempt in range(self._attempts):
+            if attempt and self._stop.wait(self._first_backoff * 2 ** (attempt - 1)):
+                return f"operator stopping ({error})"
+            request = urllib.request.Request(
+                delivery.url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/cloudevents+json", **delivery.headers},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                    if 200 <= response.status < 300:
+                        return None
+                    error = f"HTTP {response.status}"
+            except urllib.error.HTTPError as e:
+                error = f"HTTP {e.code}"
+            except (urllib.error.URLError, OSError) as e:
+                error = str(getattr(e, "reason", e))
+        return error

@@ -1,0 +1,372 @@
+"""Model decisions: promotion, canary, rollback, retention — table-driven, no cluster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelops import api
+from modelops.core import model as model_core
+from modelops.core.plan import Plan, contains
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "ab" * 32
+
+
+def make_model(
+    serving: dict[str, Any] | None = None,
+    status: dict[str, Any] | None = None,
+    retention: dict[str, Any] | None = None,
+) -> api.Model:
+    spec: dict[str, Any] = {}
+    if serving is not None:
+        spec["serving"] = serving
+    if retention is not None:
+        spec["retention"] = retention
+    return api.Model.model_validate(
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "iris", "namespace": "ml", "uid": "model-uid", "generation": 2},
+            "spec": spec,
+            "status": status or {},
+        }
+    )
+
+
+def mv(
+    version: str,
+    age_hours: float = 1,
+    *,
+    metrics: dict[str, float] | None = None,
+    phase: str | None = None,
+    approved: bool = False,
+    failed: bool = False,
+) -> api.ModelVersion:
+    status: dict[str, Any] = {}
+    if phase:
+        status["phase"] = phase
+    if failed:
+        status["conditions"] = [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "RolloutFailed",
+                "message": "x",
+                "lastTransitionTime": "2026-11-28T10:00:00Z",
+            }
+        ]
+    return api.ModelVersion.model_validate(
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {
+                "name": f"iris-{version}",
+                "namespace": "ml",
+                "generation": 1,
+                "creationTimestamp": (NOW - timedelta(hours=age_hours)).isoformat(),
+                "labels": {"modelops.dev/approved": "true"} if approved else {},
+            },
+            "spec": {
+                "modelRef": {"name": "iris"},
+                "version": version,
+                "artifact": {
+                    "uri": f"pvc://models/iris/{version}",
+                    "digest": DIGEST,
+                    "format": "modelops-linear/v1",
+                },
+                "metrics": metrics or {"accuracy": 0.95},
+            },
+            "status": status,
+        }
+    )
+
+
+def deployment(
+    version: str,
+    replicas: int,
+    *,
+    available_for: float | None = None,
+    deadline_exceeded: bool = False,
+) -> dict[str, Any]:
+    conditions = []
+    if available_for is not None:
+        conditions.append(
+            {
+                "type": "Available",
+                "status": "True",
+                "lastTransitionTime": (NOW - timedelta(seconds=available_for)).isoformat(),
+            }
+        )
+    if deadline_exceeded:
+        conditions.append(
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": "timed out",
+            }
+        )
+    ready = replicas if available_for is not None else 0
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"iris-{version}", "namespace": "ml", "generation": 1},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": 1,
+            "availableReplicas": ready,
+            "updatedReplicas": replicas,
+            "conditions": conditions,
+        },
+    }
+
+
+def crashing_pod(version: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"iris-{version}-abc"},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    "restartCount": 3,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"exitCode": 1, "message": "digest mismatch"}},
+                }
+            ]
+        },
+    }
+
+
+def observed(
+    versions: list[api.ModelVersion],
+    deployments: dict[str, Any] | None = None,
+    pods: dict[str, list[Any]] | None = None,
+) -> model_core.Observed:
+    return model_core.Observed(versions=versions, deployments=deployments or {}, pods=pods or {})
+
+
+def model_status(plan: Plan) -> dict[str, Any]:
+    return next(p.status for p in plan.status if p.target.kind == "Model")
+
+
+def version_phases(plan: Plan) -> dict[str, str]:
+    return {
+        p.target.name: p.status.get("phase") for p in plan.status if p.target.kind == "ModelVersion"
+    }
+
+
+def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def deployments_of(plan: Plan) -> dict[str, int]:
+    return {
+        o["metadata"]["name"]: o["spec"]["replicas"]
+        for o in plan.apply
+        if o["kind"] == "Deployment"
+    }
+
+
+CANARY = {"version": "v2", "replicas": 4, "canary": {"replicasPercent": 25, "minReadySeconds": 60}}
+
+
+def test_first_pinned_version_rolls_out_with_probes_and_restricted_security() -> None:
+    plan = model_core.reconcile(
+        make_model({"version": "v1", "replicas": 2}), observed([mv("v1")]), now=NOW
+    )
+    assert deployments_of(plan) == {"iris-v1": 2}
+    dep = next(o for o in plan.apply if o["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MODELOPS_SERVER_ARTIFACT_DIGEST"] == DIGEST
+    assert env["MODELOPS_SERVER_ARTIFACT_DIR"] == "/artifacts/iris/v1"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    services = {o["metadata"]["name"] for o in plan.apply if o["kind"] == "Service"}
+    assert services == {"iris", "iris-v1"}
+    status = model_status(plan)
+    assert "productionVersion" not in status
+    assert cond(status, "Ready")["status"] == "Unknown"
+    assert cond(status, "Progressing")["status"] == "True"
+    assert plan.requeue_after is not None
+
+
+def test_available_first_version_is_promoted_and_announced() -> None:
+    obs = observed([mv("v1")], {"v1": deployment("v1", 1, available_for=5)})
+    plan = model_core.reconcile(make_model({"version": "v1"}), obs, now=NOW)
+    status = model_status(plan)
+    assert status["productionVersion"] == "v1"
+    assert status["history"][-1]["kind"] == "Promoted"
+    assert "from" not in status["history"][-1]
+    assert version_phases(plan)["iris-v1"] == "Serving"
+    assert [e.reason for e in plan.events] == ["Promoted"]
+    assert [n.type for n in plan.notifications] == ["dev.modelops.model.promoted"]
+    assert cond(status, "Ready")["status"] == "True"
+
+
+def test_steady_state_is_quiet() -> None:
+    obs = observed([mv("v1", phase="Serving")], {"v1": deployment("v1", 1, available_for=500)})
+    first = model_core.reconcile(
+        make_model({"version": "v1"}, {"productionVersion": "v1"}), obs, now=NOW
+    )
+    again = model_core.reconcile(
+        make_model({"version": "v1"}, model_status(first)),
+        observed([mv("v1", phase="Serving")], {"v1": deployment("v1", 1, available_for=900)}),
+        now=NOW + timedelta(minutes=5),
+    )
+    assert contains(model_status(first), model_status(again))
+    assert again.events == ()
+    assert again.notifications == ()
+
+
+def test_automatic_promotion_picks_newest_version_passing_gates_and_approval() -> None:
+    serving = {
+        "promotion": "Automatic",
+        "requireApproval": True,
+        "gates": [{"metric": "accuracy", "min": 0.9}],
+    }
+    versions = [
+        mv("v1", 5, metrics={"accuracy": 0.93}, approved=True),
+        mv("v2", 3, metrics={"accuracy": 0.95}, approved=True),
+        mv("v3", 2, metrics={"accuracy": 0.80}, approved=True),  # fails the gate
+        mv("v4", 1, metrics={"accuracy": 0.99}),  # not approved
+        mv("v5", 0.5, metrics={"accuracy": 0.99}, approved=True, failed=True),  # failed before
+    ]
+    plan = model_core.reconcile(make_model(serving), observed(versions), now=NOW)
+    assert deployments_of(plan) == {"iris-v2": 1}
+
+
+def test_new_version_starts_as_canary_with_its_share_of_replicas() -> None:
+    model = make_model(CANARY, {"productionVersion": "v1"})
+    obs = observed(
+        [mv("v1", 5, phase="Serving"), mv("v2", 1)], {"v1": deployment("v1", 4, available_for=900)}
+    )
+    plan = model_core.reconcile(model, obs, now=NOW)
+    assert deployments_of(plan) == {"iris-v1": 3, "iris-v2": 1}
+    status = model_status(plan)
+    assert status["productionVersion"] == "v1"
+    assert status["canaryVersion"] == "v2"
+    assert version_phases(plan) == {"iris-v1": "Serving", "iris-v2": "Canary"}
+    assert [e.reason for e in plan.events] == ["CanaryStarted"]
+    canary_pods = next(o for o in plan.apply if o["metadata"]["name"] == "iris-v2")
+    assert canary_pods["spec"]["template"]["metadata"]["labels"]["modelops.dev/role"] == "canary"
+
+
+def test_canary_waits_for_min_ready_then_is_promoted() -> None:
+    model = make_model(CANARY, {"productionVersion": "v1", "canaryVersion": "v2"})
+    versions = [mv("v1", 5, phase="Serving"), mv("v2", 1, phase="Canary")]
+    deps = {
+        "v1": deployment("v1", 3, available_for=900),
+        "v2": deployment("v2", 1, available_for=20),
+    }
+    waiting = model_core.reconcile(model, observed(versions, deps), now=NOW)
+    assert model_status(waiting)["canaryVersion"] == "v2"
+    assert waiting.requeue_after == 40
+    deps["v2"] = deployment("v2", 1, available_for=61)
+    done = model_core.reconcile(model, observed(versions, deps), now=NOW)
+    status = model_status(done)
+    assert status["productionVersion"] == "v2"
+    assert "canaryVersion" not in status
+    assert status["history"][-1] == {
+        **status["history"][-1],
+        "kind": "Promoted",
+        "from": "v1",
+        "to": "v2",
+    }
+    assert deployments_of(done) == {"iris-v2": 4}
+    assert {r.name for r in done.delete} == {"iris-v1"}
+    assert version_phases(done) == {"iris-v1": "Registered", "iris-v2": "Serving"}
+
+
+def test_crash_looping_canary_is_rolled_back() -> None:
+    model = make_model(CANARY, {"productionVersion": "v1", "canaryVersion": "v2"})
+    versions = [mv("v1", 5, phase="Serving"), mv("v2", 1, phase="Canary")]
+    deps = {"v1": deployment("v1", 3, available_for=900), "v2": deployment("v2", 1)}
+    plan = model_core.reconcile(
+        model, observed(versions, deps, {"v2": [crashing_pod("v2")]}), now=NOW
+    )
+    status = model_status(plan)
+    assert status["productionVersion"] == "v1"
+    assert "canaryVersion" not in status
+    assert status["history"][-1]["kind"] == "RolledBack"
+    assert "digest mismatch" in status["history"][-1]["reason"]
+    assert deployments_of(plan) == {"iris-v1": 4}
+    assert {r.name for r in plan.delete} == {"iris-v2"}
+    assert cond(status, "Degraded")["status"] == "True"
+    assert [e.reason for e in plan.events] == ["RolledBack"]
+    v2 = next(p.status for p in plan.status if p.target.name == "iris-v2")
+    assert cond(v2, "Ready")["reason"] == "RolloutFailed"
+
+
+def test_progress_deadline_rolls_back_and_pin_is_not_retried() -> None:
+    model = make_model(CANARY, {"productionVersion": "v1", "canaryVersion": "v2"})
+    versions = [mv("v1", 5, phase="Serving"), mv("v2", 1, phase="Canary")]
+    deps = {
+        "v1": deployment("v1", 3, available_for=900),
+        "v2": deployment("v2", 1, deadline_exceeded=True),
+    }
+    plan = model_core.reconcile(model, observed(versions, deps), now=NOW)
+    status = model_status(plan)
+    assert status["history"][-1]["kind"] == "RolledBack"
+    again = model_core.reconcile(
+        make_model(CANARY, status),
+        observed(versions, {"v1": deployment("v1", 4, available_for=1)}),
+        now=NOW,
+    )
+    assert deployments_of(again) == {"iris-v1": 4}
+    assert cond(model_status(again), "Degraded")["reason"] == "RolloutFailed"
+
+
+def test_pinning_a_retired_version_keeps_production() -> None:
+    model = make_model({"version": "v0"}, {"productionVersion": "v1"})
+    obs = observed(
+        [mv("v0", 9, phase="Retired"), mv("v1", 5, phase="Serving")],
+        {"v1": deployment("v1", 1, available_for=900)},
+    )
+    plan = model_core.reconcile(model, obs, now=NOW)
+    status = model_status(plan)
+    assert status["productionVersion"] == "v1"
+    assert cond(status, "Degraded")["reason"] == "VersionRetired"
+    assert deployments_of(plan) == {"iris-v1": 1}
+
+
+def test_retention_retires_oldest_non_serving_versions_only() -> None:
+    model = make_model({"version": "v3"}, {"productionVersion": "v3"}, {"keepLast": 1})
+    versions = [mv("v1", 30), mv("v2", 20), mv("v3", 10, phase="Serving"), mv("v4", 1)]
+    plan = model_core.reconcile(
+        model, observed(versions, {"v3": deployment("v3", 1, available_for=900)}), now=NOW
+    )
+    phases = version_phases(plan)
+    assert phases["iris-v1"] == "Retired"
+    assert phases["iris-v2"] == "Retired"
+    assert phases["iris-v3"] == "Serving"
+    assert phases["iris-v4"] == "Registered"
+    assert {m.target.name for m in plan.metadata} == {"iris-v1", "iris-v2"}
+    jobs = {o["metadata"]["name"]: o for o in plan.apply if o["kind"] == "Job"}
+    assert set(jobs) == {"retire-iris-v1", "retire-iris-v2"}
+    args = jobs["retire-iris-v1"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--delete-artifacts" not in args  # deleteArtifacts defaults to false
+    assert [e.reason for e in plan.events] == ["Retired", "Retired"]
+
+
+def test_max_age_retires_old_versions() -> None:
+    model = make_model(None, {}, {"maxAge": "24h", "deleteArtifacts": True})
+    plan = model_core.reconcile(model, observed([mv("v1", 48), mv("v2", 2)]), now=NOW)
+    assert version_phases(plan) == {"iris-v1": "Retired", "iris-v2": "Registered"}
+    job = next(o for o in plan.apply if o["kind"] == "Job")
+    assert "--delete-artifacts" in job["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_no_serving_is_a_registry_and_removes_serving_objects() -> None:
+    plan = model_core.reconcile(
+        make_model(None),
+        observed([mv("v1")], {"v1": deployment("v1", 1, available_for=5)}),
+        now=NOW,
+    )
+    assert deployments_of(plan) == {}
+    assert {r.kind for r in plan.delete} == {"Deployment", "Service"}
+    assert cond(model_status(plan), "Ready")["reason"] == "RegistryOnly"
