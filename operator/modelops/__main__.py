@@ -40,6 +40,9 @@ def parse_args(argv: Sequence[str] | None) -> OperatorSettings:
     overrides = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
     settings = OperatorSettings(**overrides)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
+    if not args.verbose:
+        # kopf logs every watch event it hands over; our own logs say what changed.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     return settings
 
 

@@ -120,6 +120,8 @@ class Kube:
         )
         response.read()
         data = response.data
+        if response.status >= 400:
+            raise ApiException(http_resp=response, body=data.decode(errors="replace"))
         return cast(Obj, json.loads(data)) if data else {}
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
