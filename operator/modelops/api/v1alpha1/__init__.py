@@ -1,0 +1,1 @@
+"""The modelops.dev/v1alpha1 kinds: Model, ModelVersion, TrainingRun and DriftPolicy."""
