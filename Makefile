@@ -70,3 +70,9 @@ cluster-down: ## Stop the local control plane and everything it started.
 .PHONY: cluster-status
 cluster-status: ## Show the processes of the local control plane.
 	$(PY) -m harness.cluster status --state-dir $(STATE_DIR)
+
+##@ Operator
+
+.PHONY: run
+run: install ## Run the operator against $KUBECONFIG, watching all namespaces.
+	$(PY) -m modelops --all-namespaces

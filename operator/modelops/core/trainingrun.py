@@ -110,6 +110,9 @@ def build_job(run: api.TrainingRun) -> Obj:
         env.append(
             {"name": "MODELOPS_TRAINER_DATASET", "value": spec.dataset.uri.removeprefix("file://")}
         )
+    if spec.dataset.digest:
+        # The trainer refuses data whose sha256 differs from the declared one.
+        env.append({"name": "MODELOPS_TRAINER_DATASET_DIGEST", "value": spec.dataset.digest})
     if spec.dataset.data_schema is not None:
         env.append(
             {

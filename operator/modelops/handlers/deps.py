@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from modelops.handlers.workqueue import WorkQueue
@@ -28,3 +28,6 @@ class Deps:
     queue: WorkQueue
     notifier: Notifier
     clock: Callable[[], datetime] = utcnow
+    state: dict[str, object] = field(default_factory=dict)
+    """What a reconciler keeps in memory for the life of the process, by kind (the drift
+    windows of DriftPolicies); each reconciler creates its entry on first use."""

@@ -51,6 +51,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     queue.start()
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """kopf watches with the same server and credentials as our own client (the kubeconfig
+    given on the command line, or the in-cluster service account)."""
+    c = memo.deps.kube.connection()
+    return kopf.ConnectionInfo(
+        server=c.server,
+        ca_path=c.ca_path,
+        insecure=c.insecure,
+        certificate_path=c.certificate_path,
+        private_key_path=c.private_key_path,
+        token=c.token,
+        scheme="Bearer" if c.token else None,
+    )
+
+
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     """Stop the workers; a reconcile cut short is simply redone by the next operator."""

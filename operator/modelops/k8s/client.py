@@ -22,6 +22,7 @@ from typing import Any, Final, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelops import __version__
 from modelops.core.plan import EventSpec, ObjectRef
 
 FIELD_MANAGER: Final = "modelops"
@@ -76,6 +77,18 @@ def resource(api_version: str, kind: str) -> Resource:
         raise ValueError(f"modelops does not work with {kind}.{api_version}") from None
 
 
+@dataclass(frozen=True)
+class Connection:
+    """How to reach and authenticate to the API server (shared with kopf's own client)."""
+
+    server: str
+    ca_path: str | None
+    insecure: bool
+    certificate_path: str | None
+    private_key_path: str | None
+    token: str | None
+
+
 class Kube:
     """A Kubernetes API client bound to one cluster and one field manager."""
 
@@ -93,7 +106,27 @@ class Kube:
             if kubeconfig:
                 raise
             config.load_incluster_config(client_configuration=configuration)
-        return cls(client.ApiClient(configuration))
+        api = client.ApiClient(configuration)
+        # Audit logs and API server metrics attribute requests by user agent.
+        api.user_agent = f"modelops/{__version__}"
+        return cls(api)
+
+    def connection(self) -> Connection:
+        """The server and credentials this client uses (a token is re-read from file by the
+        client when it rotates; take a fresh one for each login)."""
+        cfg = self._api.configuration
+        header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
+            "authorization"
+        )
+        token = header.split(" ", 1)[-1] if header else None
+        return Connection(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+            token=token,
+        )
 
     # -- requests --------------------------------------------------------------------------
 
@@ -119,7 +152,7 @@ class Kube:
             method_, url, header_params=headers_, body=body_, _request_timeout=60
         )
         response.read()
-        data = response.data
+        data: bytes = response.data or b""
         if response.status >= 400:
             raise ApiException(http_resp=response, body=data.decode(errors="replace"))
         return cast(Obj, json.loads(data)) if data else {}
@@ -149,7 +182,11 @@ class Kube:
         if fields:
             query["fieldSelector"] = ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
         out = self._request("GET", resource(api_version, kind).path(namespace), query=query)
-        return cast(list[Obj], out.get("items", []))
+        items = cast(list[Obj], out.get("items", []))
+        for item in items:  # list items come without them; every other object has them
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
 
     def apply(self, manifest: Obj) -> Obj:
         """Server-side apply ``manifest`` as the operator's field manager (taking over conflicts:

@@ -1,0 +1,213 @@
+"""Prometheus metrics of the server, all on an injected :class:`CollectorRegistry`.
+
+Besides request and load metrics, :class:`FeatureCollector` exports the live distribution of
+every input feature with the training reference bins of ``reference.json``, the input of the
+operator's drift detection:
+
+* numeric features: one histogram family ``modelops_server_feature_value{model,version,feature}``
+  whose ``le`` bounds are exactly the feature's ``binEdges`` plus ``+Inf``, so bucket *i* counts
+  the same interval as reference count *i* (the buckets differ per series, which the exposition
+  format allows and a prometheus-client ``Histogram`` does not);
+* categorical features: ``modelops_server_feature_category_total{model,version,feature,category}``
+  with one series per reference category plus ``__other__`` for values never seen in training.
+
+Observation is vectorised (one ``searchsorted`` and ``bincount`` per feature and request), because
+calling ``Histogram.observe`` per value would dominate the latency of large batches.
+"""
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from modelops.api import artifact as contract
+from modelops.runtimes.server.model import FloatArray, ObjectArray
+
+#: The ``category`` label of values not among a feature's reference categories.
+OTHER_CATEGORY = "__other__"
+FEATURE_VALUE = "modelops_server_feature_value"
+FEATURE_CATEGORY = "modelops_server_feature_category"
+# Latency buckets around the 10 ms p99 target, with room for slow outliers.
+_DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServerMetrics:
+    """All metrics of one server; label values ``model`` and ``version`` are fixed per process."""
+
+    def __init__(self, registry: CollectorRegistry, *, model: str, version: str) -> None:
+        self.model = model
+        self.version = version
+        self.requests = Counter(
+            "modelops_server_requests",
+            "HTTP requests handled, by endpoint and status code.",
+            ["model", "version", "endpoint", "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "modelops_server_request_duration_seconds",
+            "Time to handle an HTTP request, from routing to the response being built.",
+            ["model", "version", "endpoint"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.model_ready = Gauge(
+            "modelops_server_model_ready",
+            "1 when the model is loaded and serving, 0 while loading or after a refused load.",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.artifact_verified = Gauge(
+            "modelops_server_artifact_verified",
+            "1 when the artifact matched its digest and manifest, 0 otherwise.",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.load_failures = Counter(
+            "modelops_server_model_load_failures",
+            "Refused model loads, by reason: retired, missing_file, unreadable_file, "
+            "digest_mismatch, invalid_artifact, internal_error.",
+            ["model", "version", "reason"],
+            registry=registry,
+        )
+        self.features = FeatureCollector(model=model, version=version)
+        registry.register(self.features)
+        self.model_ready.labels(model, version).set(0)
+        self.artifact_verified.labels(model, version).set(0)
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one handled request and its duration."""
+        self.requests.labels(self.model, self.version, endpoint, str(status)).inc()
+        self.request_duration.labels(self.model, self.version, endpoint).observe(seconds)
+
+    def loaded(self, reference: contract.ReferenceStats, served: Iterable[str]) -> None:
+        """Record a successful load and start exporting the served features' distributions."""
+        self.features.configure(reference, served)
+        self.artifact_verified.labels(self.model, self.version).set(1)
+        self.model_ready.labels(self.model, self.version).set(1)
+
+    def load_failed(self, reason: str) -> None:
+        """Record a refused load; the model stays not ready and the artifact unverified."""
+        self.load_failures.labels(self.model, self.version, reason).inc()
+
+
+@dataclass
+class _NumericFeature:
+    edges: FloatArray
+    # counts[i]: values in (edges[i-1], edges[i]]; the last entry counts values > edges[-1].
+    counts: npt.NDArray[np.int64]
+    total: float = 0.0
+
+
+@dataclass
+class _CategoricalFeature:
+    index: dict[str, int]
+    categories: tuple[str, ...]
+    # One count per category, then OTHER_CATEGORY.
+    counts: npt.NDArray[np.int64]
+
+
+class FeatureCollector(Collector):
+    """Per-feature live distributions with the reference bins (see the module docstring).
+
+    Exports nothing until :meth:`configure` is called with the verified reference statistics:
+    a server that never loaded a model has no distribution to report.
+    """
+
+    def __init__(self, *, model: str, version: str) -> None:
+        self._model = model
+        self._version = version
+        self._lock = threading.Lock()
+        self._numeric: dict[str, _NumericFeature] = {}
+        self._categorical: dict[str, _CategoricalFeature] = {}
+
+    def configure(self, reference: contract.ReferenceStats, served: Iterable[str]) -> None:
+        """Create zeroed series for every feature in ``served`` (the model's inputs).
+
+        Reference statistics of columns the model does not take are not exported: requests
+        never carry them, so their series would stay at zero forever.
+        """
+        wanted = frozenset(served)
+        numeric: dict[str, _NumericFeature] = {}
+        categorical: dict[str, _CategoricalFeature] = {}
+        for feature in reference.features:
+            if feature.name not in wanted:
+                continue
+            if isinstance(feature, contract.NumericReference):
+                edges = np.array(feature.bin_edges, dtype=np.float64)
+                numeric[feature.name] = _NumericFeature(
+                    edges=edges, counts=np.zeros(len(edges) + 1, dtype=np.int64)
+                )
+            else:
+                categories = tuple(feature.categories)
+                categorical[feature.name] = _CategoricalFeature(
+                    index={category: i for i, category in enumerate(categories)},
+                    categories=categories,
+                    counts=np.zeros(len(categories) + 1, dtype=np.int64),
+                )
+        with self._lock:
+            self._numeric, self._categorical = numeric, categorical
+
+    def observe(self, columns: Mapping[str, FloatArray | ObjectArray]) -> None:
+        """Add one request's validated feature values to the distributions."""
+        with self._lock:
+            for name, numeric in self._numeric.items():
+                values = columns[name]
+                # side="left" puts a value equal to an edge into that edge's bucket: `le` is <=.
+                buckets = np.searchsorted(numeric.edges, values, side="left")
+                numeric.counts += np.bincount(buckets, minlength=len(numeric.counts))
+                numeric.total += float(np.sum(values))
+            for name, categorical in self._categorical.items():
+                other = len(categorical.categories)
+                codes = np.fromiter(
+                    (categorical.index.get(value, other) for value in columns[name]),
+                    dtype=np.intp,
+                    count=len(columns[name]),
+                )
+                categorical.counts += np.bincount(codes, minlength=len(categorical.counts))
+
+    def describe(self) -> Iterable[Metric]:
+        """Name the two families up front so the registry can reject a duplicate collector."""
+        return [self._histogram_family(), self._category_family()]
+
+    def collect(self) -> Iterable[Metric]:
+        """Expose the current counts; buckets are cumulative as the exposition format wants."""
+        histograms = self._histogram_family()
+        categories = self._category_family()
+        with self._lock:
+            for name, numeric in self._numeric.items():
+                cumulative = np.cumsum(numeric.counts).tolist()
+                # repr() round-trips a float exactly, so `le` parses back to the reference edge.
+                bounds = [repr(edge) for edge in numeric.edges.tolist()] + ["+Inf"]
+                histograms.add_metric(
+                    [self._model, self._version, name],
+                    buckets=list(zip(bounds, cumulative, strict=True)),
+                    sum_value=numeric.total,
+                )
+            for name, categorical in self._categorical.items():
+                labels: Sequence[str] = (*categorical.categories, OTHER_CATEGORY)
+                for category, count in zip(labels, categorical.counts.tolist(), strict=True):
+                    categories.add_metric([self._model, self._version, name, category], count)
+        return [histograms, categories]
+
+    @staticmethod
+    def _histogram_family() -> HistogramMetricFamily:
+        return HistogramMetricFamily(
+            FEATURE_VALUE,
+            "Values of a numeric input feature; the le bounds are the training reference bin "
+            "edges of reference.json.",
+            labels=["model", "version", "feature"],
+        )
+
+    @staticmethod
+    def _category_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_CATEGORY,
+            "Values of a categorical input feature by reference category; __other__ counts "
+            "categories not seen in training.",
+            labels=["model", "version", "feature", "category"],
+        )

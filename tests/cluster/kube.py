@@ -1,0 +1,185 @@
+"""Helpers for cluster tests: waiting on objects, running the operator as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from harness.cluster import REPO, free_port
+
+
+class Cluster(Protocol):
+    kubeconfig: Path
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def apply(cluster: Cluster, *objs: dict[str, Any], namespace: str | None = None) -> None:
+    """Server-side apply objects as the test's own field manager."""
+    args = ["apply", "--server-side", "--field-manager=tests", "-f", "-"]
+    if namespace:
+        args += ["-n", namespace]
+    doc = "\n---\n".join(json.dumps(o) for o in objs)
+    cluster.kubectl(*args, input=doc)
+
+
+def get(cluster: Cluster, *args: str) -> dict[str, Any] | None:
+    """``kubectl get ... -o json`` or None when not found."""
+    out = cluster.kubectl("get", *args, "-o", "json", check=False)
+    if out.returncode != 0:
+        if "NotFound" in out.stderr or "not found" in out.stderr:
+            return None
+        raise AssertionError(out.stderr)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def wait_for(
+    cluster: Cluster,
+    args: list[str],
+    pred: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = 120,
+    what: str = "",
+) -> dict[str, Any]:
+    """Poll an object until ``pred`` holds; fail with the last state seen."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        last = get(cluster, *args)
+        if last is not None and pred(last):
+            return last
+        time.sleep(0.5)
+    pytest.fail(
+        f"timed out after {timeout}s waiting for {what or args}; last: {json.dumps(last)[:3000]}"
+    )
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """The condition of ``type_`` in ``obj``'s status, or None."""
+    for c in obj.get("status", {}).get("conditions", []):
+        if c.get("type") == type_:
+            return c  # type: ignore[no-any-return]
+    return None
+
+
+def has_condition(type_: str, status: str = "True") -> Callable[[dict[str, Any]], bool]:
+    """A predicate: the object has ``type_`` with ``status``, for its current generation."""
+
+    def check(obj: dict[str, Any]) -> bool:
+        c = condition(obj, type_)
+        return (
+            c is not None
+            and c.get("status") == status
+            and obj.get("status", {}).get("observedGeneration") == obj["metadata"]["generation"]
+        )
+
+    return check
+
+
+class Operator:
+    """The operator as a real process (``python -m modelops``) against the test cluster."""
+
+    def __init__(self, kubeconfig: Path, log: Path, *namespaces: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.namespaces = namespaces
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        scope = [a for ns in self.namespaces for a in ("--namespace", ns)] or ["--all-namespaces"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "modelops",
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    *scope,
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    "--health-port",
+                    str(self.health_port),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"operator exited: {self.log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
+                ) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"operator not healthy in 60s: {self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the operator (SIGKILL by default: no chance to clean up)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        """Graceful stop, then make sure."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def metrics(self) -> str:
+        """The operator's /metrics text."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return r.read().decode()  # type: ignore[no-any-return]
+
+
+@contextmanager
+def running_operator(kubeconfig: Path, log: Path, *namespaces: str) -> Iterator[Operator]:
+    """An operator process for the duration of a ``with`` block."""
+    op = Operator(kubeconfig, log, *namespaces)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def install_crds(cluster: Cluster) -> None:
+    """Apply the generated CRDs and wait until the API server serves them."""
+    crds = sorted((REPO / "crds").glob("modelops.dev_*.yaml"))
+    for crd in crds:
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *[f"crd/{c.stem.split('_', 1)[1]}.modelops.dev" for c in crds],
+    )

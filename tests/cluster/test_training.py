@@ -1,0 +1,373 @@
+"""Training on the local control plane: the operator as a process, the trainer really training
+on the local runner, results checked against the files on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cluster import LocalCluster
+from modelops import datasets
+from tests.cluster.kube import (
+    Operator,
+    apply,
+    condition,
+    get,
+    has_condition,
+    install_crds,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
+
+NS = "training"
+RUNNER = {"nodeSelector": {"type": "local-runner"}}
+SCHEMA = json.loads(datasets.path("iris.schema.json").read_text())
+
+
+def pvc(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+def loader_job(name: str, script: str) -> dict[str, Any]:
+    """A Job that writes a dataset file onto the ``datasets`` claim."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    **RUNNER,
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "load",
+                            "image": "ghcr.io/modelops/trainer:0.1.0",
+                            "command": ["python", "-c", script],
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}
+                    ],
+                }
+            },
+        },
+    }
+
+
+def training_run(name: str, dataset: str = "iris.csv", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "modelRef": {"name": "iris"},
+        "image": "ghcr.io/modelops/trainer:0.1.0",
+        "command": ["python", "-m", "modelops.runtimes.trainer"],
+        "nodeSelector": {"type": "local-runner"},
+        "dataset": {"uri": f"pvc://datasets/{dataset}", "schema": SCHEMA},
+        "output": {"pvc": {"claimName": "models"}},
+        "activeDeadlineSeconds": 300,
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+@pytest.fixture(scope="module")
+def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    install_crds(cluster)
+    cluster.kubectl("create", "namespace", NS)
+    apply(cluster, pvc("datasets"), pvc("models"), namespace=NS)
+    tainted = (
+        "import csv, shutil; from modelops import datasets; "
+        "rows = list(csv.reader(open(datasets.path('iris.csv')))); "
+        "[r.__setitem__(3, '99') for r in rows[1:4]]; "
+        "csv.writer(open('/data/tainted.csv', 'w', newline='')).writerows(rows)"
+    )
+    apply(
+        cluster,
+        loader_job(
+            "load-iris",
+            "import subprocess, sys; subprocess.run([sys.executable, '-m',"
+            " 'modelops.datasets', 'iris.csv', '/data/iris.csv'], check=True)",
+        ),
+        loader_job("load-tainted", tainted),
+        namespace=NS,
+    )
+    cluster.kubectl(
+        "wait",
+        "-n",
+        NS,
+        "--for=condition=Complete",
+        "job/load-iris",
+        "job/load-tainted",
+        "--timeout=120s",
+    )
+    apply(
+        cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            "spec": {},
+        },
+        namespace=NS,
+    )
+    op = Operator(cluster.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log", NS)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        print(op.log.read_text()[-5000:])
+
+
+def claim_dir(cluster: LocalCluster, claim: str) -> Path:
+    pv = get(cluster, "pvc", claim, "-n", NS)
+    assert pv is not None
+    volume = get(cluster, "pv", pv["spec"]["volumeName"])
+    assert volume is not None
+    return Path(volume["spec"]["hostPath"]["path"])
+
+
+def expected_artifact(tmp: Path) -> dict[str, Any]:
+    """Train in-process on the same data and settings: the trainer is deterministic."""
+    out = tmp / "expected"
+    env = {
+        **os.environ,
+        "MODELOPS_TRAINER_DATASET": str(datasets.path("iris.csv")),
+        "MODELOPS_TRAINER_SCHEMA": json.dumps(SCHEMA),
+        "MODELOPS_TRAINER_OUTPUT_DIR": str(out),
+        "MODELOPS_TRAINER_TERMINATION_LOG": str(tmp / "termination-log"),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "modelops.runtimes.trainer"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return json.loads((tmp / "termination-log").read_text())  # type: ignore[no-any-return]
+
+
+def test_training_run_trains_and_registers_one_version(
+    cluster: LocalCluster, env: Operator, tmp_path: Path
+) -> None:
+    apply(cluster, training_run("iris-1"), namespace=NS)
+    run = wait_for(
+        cluster,
+        ["trainingrun", "iris-1", "-n", NS],
+        has_condition("Succeeded"),
+        timeout=180,
+        what="TrainingRun iris-1 to succeed",
+    )
+    assert run["status"]["phase"] == "Succeeded"
+    assert run["status"]["modelVersion"] == "iris-1"
+    mv = get(cluster, "modelversion", "iris-1", "-n", NS)
+    assert mv is not None
+    # The digest is the sha256 of the manifest the trainer wrote on the claim.
+    artifact_dir = claim_dir(cluster, "models") / "iris" / "iris-1"
+    manifest = (artifact_dir / "manifest.json").read_bytes()
+    assert mv["spec"]["artifact"]["digest"] == "sha256:" + hashlib.sha256(manifest).hexdigest()
+    assert mv["spec"]["artifact"]["uri"] == "pvc://models/iris/iris-1"
+    # Same data, same seed: the same model and metrics as training here.
+    expected = expected_artifact(tmp_path)
+    assert mv["spec"]["artifact"]["digest"] == expected["artifact"]["digest"]
+    assert mv["spec"]["metrics"] == expected["metrics"]
+    assert mv["spec"]["provenance"]["trainingRun"]["uid"] == run["metadata"]["uid"]
+    assert mv["metadata"]["ownerReferences"][0]["kind"] == "Model"
+    # The trainer's log is retrievable the Kubernetes way.
+    logs = cluster.kubectl("logs", "-n", NS, "job/iris-1").stdout
+    assert expected["artifact"]["digest"] in logs
+    reasons = {
+        e["reason"]
+        for e in json.loads(
+            cluster.kubectl(
+                "get",
+                "events",
+                "-n",
+                NS,
+                "--field-selector",
+                "involvedObject.name=iris-1",
+                "-o",
+                "json",
+            ).stdout
+        )["items"]
+    }
+    assert {"JobCreated", "Registered", "Succeeded"} <= reasons
+
+
+def test_tainted_dataset_fails_with_the_trainers_message(
+    cluster: LocalCluster, env: Operator
+) -> None:
+    apply(cluster, training_run("iris-tainted", "tainted.csv"), namespace=NS)
+    run = wait_for(
+        cluster,
+        ["trainingrun", "iris-tainted", "-n", NS],
+        has_condition("Succeeded", "False"),
+        timeout=180,
+    )
+    failure = run["status"]["failure"]
+    assert "petal_width" in failure["message"]
+    assert "max" in failure["message"]
+    assert get(cluster, "modelversion", "iris-tainted", "-n", NS) is None
+
+
+def test_deadline_fails_the_run(cluster: LocalCluster, env: Operator) -> None:
+    apply(
+        cluster,
+        training_run(
+            "iris-slow",
+            command=["python", "-c", "import time; time.sleep(120)"],
+            activeDeadlineSeconds=3,
+        ),
+        namespace=NS,
+    )
+    run = wait_for(
+        cluster,
+        ["trainingrun", "iris-slow", "-n", NS],
+        has_condition("Succeeded", "False"),
+        timeout=120,
+    )
+    assert run["status"]["failure"]["reason"] == "DeadlineExceeded"
+
+
+def test_suspend_and_resume(cluster: LocalCluster, env: Operator) -> None:
+    apply(cluster, training_run("iris-suspended", suspend=True), namespace=NS)
+    wait_for(
+        cluster,
+        ["trainingrun", "iris-suspended", "-n", NS],
+        lambda r: r.get("status", {}).get("phase") == "Suspended",
+        timeout=60,
+    )
+    pods = json.loads(
+        cluster.kubectl(
+            "get", "pods", "-n", NS, "-l", "modelops.dev/trainingrun=iris-suspended", "-o", "json"
+        ).stdout
+    )["items"]
+    assert pods == []
+    cluster.kubectl(
+        "patch",
+        "trainingrun",
+        "iris-suspended",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        '{"spec": {"suspend": false}}',
+    )
+    run = wait_for(
+        cluster,
+        ["trainingrun", "iris-suspended", "-n", NS],
+        has_condition("Succeeded"),
+        timeout=180,
+    )
+    assert run["status"]["modelVersion"] == "iris-suspended"
+
+
+def test_operator_killed_mid_run_creates_nothing_twice(
+    cluster: LocalCluster, env: Operator
+) -> None:
+    slow = [
+        "python",
+        "-c",
+        "import runpy, sys, time; time.sleep(4); "
+        "sys.argv = ['trainer']; runpy.run_module('modelops.runtimes.trainer', "
+        "run_name='__main__')",
+    ]
+    apply(cluster, training_run("iris-crash", command=slow), namespace=NS)
+    wait_for(
+        cluster,
+        ["trainingrun", "iris-crash", "-n", NS],
+        lambda r: r.get("status", {}).get("phase") in ("Pending", "Running"),
+        timeout=60,
+    )
+    env.kill()  # SIGKILL: no clean-up, no last words
+    env.start()
+    run = wait_for(
+        cluster, ["trainingrun", "iris-crash", "-n", NS], has_condition("Succeeded"), timeout=180
+    )
+    assert run["status"]["modelVersion"] == "iris-crash"
+    jobs = json.loads(
+        cluster.kubectl(
+            "get", "jobs", "-n", NS, "-l", "modelops.dev/trainingrun=iris-crash", "-o", "json"
+        ).stdout
+    )["items"]
+    assert len(jobs) == 1
+    versions = [
+        v
+        for v in json.loads(cluster.kubectl("get", "modelversions", "-n", NS, "-o", "json").stdout)[
+            "items"
+        ]
+        if v["spec"]["provenance"]["trainingRun"]["name"] == "iris-crash"
+    ]
+    assert len(versions) == 1
+
+
+def _operator_writes(audit_log: Path, since: float) -> list[dict[str, Any]]:
+    """Write requests the operator (our client or kopf) made after ``since`` (epoch seconds)."""
+    out = []
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if not event.get("userAgent", "").startswith(("modelops/", "kopf/")):
+            continue
+        when = datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
+        if when >= since:
+            out.append(event)
+    return out
+
+
+def test_reconcile_with_nothing_to_do_writes_nothing(cluster: LocalCluster, env: Operator) -> None:
+    """A restarted operator re-reconciles every object; with everything settled that must
+    not write anything (counted in the API server's audit log)."""
+    wait_for(cluster, ["trainingrun", "iris-1", "-n", NS], has_condition("Succeeded"))
+    for name in ("iris-tainted", "iris-slow"):
+        run = get(cluster, "trainingrun", name, "-n", NS)
+        if run is not None:  # settled: every run is final before we count
+            wait_for(
+                cluster,
+                ["trainingrun", name, "-n", NS],
+                lambda r: (
+                    condition(r, "Succeeded") is not None
+                    and condition(r, "Succeeded")["status"] != "Unknown"
+                ),  # type: ignore[index]
+                timeout=180,
+            )
+    env.stop()
+    since = time.time()
+    env.start()
+    # Let the new operator list and reconcile everything it watches.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = env.metrics()
+        done = [
+            line
+            for line in text.splitlines()
+            if line.startswith('modelops_reconciles_total{kind="TrainingRun"')
+        ]
+        if done and float(done[0].split()[-1]) >= 3:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the restarted operator did not reconcile the runs")
+    writes = _operator_writes(cluster.audit_log, since)
+    assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
