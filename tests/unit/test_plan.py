@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modelops.core.plan import ObjectRef, contains
+from modelops.core.plan import ObjectRef, contains, merge_patch
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,17 @@ def test_object_ref_of_wire_object() -> None:
     ref = ObjectRef.of(obj)
     assert ref == ObjectRef("batch/v1", "Job", "n", "j")
     assert str(ref) == "Job n/j"
+
+
+@pytest.mark.parametrize(
+    ("live", "desired", "patch"),
+    [
+        ({"a": 1, "b": 2}, {"a": 1}, {"a": 1, "b": None}),
+        ({"a": {"x": 1, "y": 2}}, {"a": {"x": 1}}, {"a": {"x": 1, "y": None}}),
+        ({}, {"a": [1]}, {"a": [1]}),
+        ({"a": [1, 2]}, {"a": [3]}, {"a": [3]}),
+        ({"a": "s"}, {"a": {"x": 1}}, {"a": {"x": 1}}),
+    ],
+)
+def test_merge_patch_removes_what_desired_lacks(live: Any, desired: Any, patch: Any) -> None:
+    assert merge_patch(live, desired) == patch

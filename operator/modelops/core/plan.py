@@ -45,8 +45,9 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class StatusPatch:
-    """A status to merge into ``target``'s status subresource (the reconciled object itself or
-    another object the reconcile owns the status of, e.g. a ModelVersion's phase)."""
+    """The whole desired status of ``target`` (the reconciled object itself or another object
+    the reconcile owns the status of, e.g. a ModelVersion's phase). Fields the live status has
+    and this one lacks are removed: the operator owns status entirely."""
 
     target: ObjectRef
     status: Obj
@@ -117,3 +118,17 @@ def contains(live: Any, desired: Any) -> bool:
             and all(contains(a, b) for a, b in zip(live, desired, strict=True))
         )
     return bool(live == desired)
+
+
+def merge_patch(live: Any, desired: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns ``live`` into ``desired``.
+
+    Keys only ``live`` has become None (deleted); maps present on both sides are diffed
+    recursively; anything else is replaced by the desired value.
+    """
+    if not isinstance(desired, Mapping) or not isinstance(live, Mapping):
+        return desired
+    patch: dict[str, Any] = {k: None for k in live if k not in desired}
+    for k, v in desired.items():
+        patch[k] = merge_patch(live.get(k), v) if k in live else v
+    return patch

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
-from modelops.core.plan import Obj, ObjectRef, Plan, contains
+from modelops.core.plan import Obj, ObjectRef, Plan, contains, merge_patch
 from modelops.k8s.client import Kube
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,12 @@ def execute(
             log.info("Deleted %s", ref)
     for patch in plan.status:
         current = live.get(patch.target)
-        if current is not None and contains(current.get("status", {}), patch.status):
+        live_status = (current or {}).get("status") or {}
+        if current is not None and contains(live_status, patch.status) and not (
+            live_status.keys() - patch.status.keys()
+        ):
             continue
-        kube.patch_status(patch.target, patch.status)
+        kube.patch_status(patch.target, merge_patch(live_status, patch.status))
         writes += 1
     for meta in plan.metadata:
         current = live.get(meta.target)
