@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 PROVISIONER = "harness.modelops.dev/local"
 STORAGE_CLASS = "local"
@@ -86,7 +86,8 @@ def provision(core: client.CoreV1Api, claim: Any, root: Path) -> None:
     pv = volume_for(claim, root)
     Path(pv["spec"]["hostPath"]["path"]).mkdir(parents=True, exist_ok=True)
     try:
-        core.create_persistent_volume(pv)
+        # The client sends dicts as they are; its type hints only name the model class.
+        core.create_persistent_volume(pv)  # type: ignore[arg-type]
     except ApiException as e:
         if e.status != 409:
             raise

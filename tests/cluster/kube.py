@@ -20,7 +20,10 @@ from harness.cluster import REPO, free_port
 
 
 class Cluster(Protocol):
-    kubeconfig: Path
+    """What tests need of a cluster: the local one or an existing one."""
+
+    @property
+    def kubeconfig(self) -> Path: ...
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,11 +24,13 @@ def apply(cluster: LocalCluster, obj: dict[str, object]) -> None:
     cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(obj))
 
 
-def wait_json(cluster: LocalCluster, args: list[str], pred: object, timeout: float = 60) -> dict:
+def wait_json(
+    cluster: LocalCluster, args: list[str], pred: object, timeout: float = 60
+) -> dict[str, Any]:
     """Poll ``kubectl get ... -o json`` until ``pred(obj)`` is true; return the object."""
     assert callable(pred)
     deadline = time.monotonic() + timeout
-    last: dict = {}
+    last: dict[str, Any] = {}
     while time.monotonic() < deadline:
         out = cluster.kubectl("get", *args, "-o", "json", check=False)
         if out.returncode == 0:

@@ -150,7 +150,7 @@ def model_status(plan: Plan) -> dict[str, Any]:
     return next(p.status for p in plan.status if p.target.kind == "Model")
 
 
-def version_phases(plan: Plan) -> dict[str, str]:
+def version_phases(plan: Plan) -> dict[str, Any]:
     return {
         p.target.name: p.status.get("phase") for p in plan.status if p.target.kind == "ModelVersion"
     }

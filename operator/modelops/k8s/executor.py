@@ -51,8 +51,10 @@ def execute(
     for patch in plan.status:
         current = live.get(patch.target)
         live_status = (current or {}).get("status") or {}
-        if current is not None and contains(live_status, patch.status) and not (
-            live_status.keys() - patch.status.keys()
+        if (
+            current is not None
+            and contains(live_status, patch.status)
+            and not (live_status.keys() - patch.status.keys())
         ):
             continue
         kube.patch_status(patch.target, merge_patch(live_status, patch.status))
