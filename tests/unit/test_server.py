@@ -315,6 +315,18 @@ def test_health_and_metadata(classifier: ServerSettings) -> None:
     run(classifier, scenario)
 
 
+def test_reference_endpoint_returns_the_verified_reference(classifier: ServerSettings) -> None:
+    expected = json.loads((classifier.artifact_dir / "reference.json").read_text())
+
+    async def scenario(client: test_utils.TestClient[Any, Any]) -> None:
+        response = await client.get("/v2/models/iris/versions/v1/reference")
+        assert response.status == 200
+        assert await response.json() == expected
+        assert (await client.get("/v2/models/iris/versions/v9/reference")).status == 404
+
+    run(classifier, scenario)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status", "message"),
     [

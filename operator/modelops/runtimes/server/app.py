@@ -114,6 +114,7 @@ def create_app(settings: ServerSettings, registry: CollectorRegistry) -> web.App
         ("GET", "/v2/models/{name}/versions/{version}/ready", "model_ready", _model_ready),
         ("POST", "/v2/models/{name}/infer", "infer", _infer),
         ("POST", "/v2/models/{name}/versions/{version}/infer", "infer", _infer),
+        ("GET", "/v2/models/{name}/versions/{version}/reference", "reference", _reference),
         ("GET", "/metrics", "metrics", _metrics),
     ]
     for method, path, endpoint, handler in routes:
@@ -278,6 +279,11 @@ async def _model_ready(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     ready = request.app[DATAPLANE].model_ready(name, _version(request))
     return _json({"name": name, "ready": ready}, 200 if ready else 503)
+
+
+async def _reference(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    return _json(request.app[DATAPLANE].reference(name, _version(request)))
 
 
 async def _infer(request: web.Request) -> web.Response:

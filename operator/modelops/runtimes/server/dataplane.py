@@ -109,6 +109,13 @@ class DataPlane:
             ],
         }
 
+    def reference(self, name: str, version: str | None) -> dict[str, Any]:
+        """The verified ``reference.json`` the feature histograms are built on: the operator's
+        drift evaluation compares the live histograms with exactly these counts."""
+        self._check_ready(name, version)
+        document: dict[str, Any] = self._model.reference.model_dump(mode="json", by_alias=True)
+        return document
+
     def infer(self, name: str, version: str | None, payload: object) -> dict[str, Any]:
         """Validate ``payload`` (a parsed JSON body), predict, record the features, encode.
 
