@@ -76,3 +76,13 @@ cluster-status: ## Show the processes of the local control plane.
 .PHONY: run
 run: install ## Run the operator against $KUBECONFIG, watching all namespaces.
 	$(PY) -m modelops --all-namespaces
+
+##@ Demo
+
+.PHONY: demo
+demo: install tools ## The whole lifecycle on a local control plane, narrated; leaves it running.
+	$(PY) -m harness.demo up --state-dir $(STATE_DIR)
+
+.PHONY: demo-down
+demo-down: ## Stop everything `make demo` started.
+	$(PY) -m harness.demo down --state-dir $(STATE_DIR)

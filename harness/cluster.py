@@ -80,8 +80,8 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
     raise ClusterError(f"Timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel to SIGTERM it when we die.
+def die_with_parent() -> None:
+    """In a child between fork and exec: have the kernel SIGTERM it when its parent dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -153,12 +153,12 @@ class LocalCluster:
             self._write_kubeconfig()
             self._start_etcd()
             self._start_apiserver(timeout)
-            self._start("kube-controller-manager", self._kcm_args())
-            self._start("kube-scheduler", self._scheduler_args())
+            self.spawn("kube-controller-manager", self._kcm_args())
+            self.spawn("kube-scheduler", self._scheduler_args())
             self._install_basics()
             if self.kwok_nodes:
                 self._start_kwok()
-            self._start(
+            self.spawn(
                 "provisioner",
                 [
                     sys.executable,
@@ -171,7 +171,7 @@ class LocalCluster:
                 ],
             )
             for i in range(self.runner_nodes):
-                self._start(
+                self.spawn(
                     "noderunner" if i == 0 else f"noderunner-{i}",
                     [
                         sys.executable,
@@ -245,7 +245,9 @@ class LocalCluster:
     def _bin(self, name: str) -> Path:
         return self.bin_dir / name
 
-    def _start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+    def spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> int:
+        """Start a process that belongs to this cluster: logged to ``logs/<name>.log``,
+        recorded in ``run/<name>.pid`` and stopped by :meth:`down`."""
         log = (self.log_dir / f"{name}.log").open("ab")
         child_env = {**os.environ, **(env or {})}
         # Components import harness/modelops from the repository, wherever the cwd is.
@@ -260,7 +262,7 @@ class LocalCluster:
             cwd=self.state_dir,
             env=child_env,
             start_new_session=True,
-            preexec_fn=None if self.detached else _die_with_parent,
+            preexec_fn=None if self.detached else die_with_parent,
         )
         log.close()
         self._procs[name] = proc
@@ -393,7 +395,7 @@ class LocalCluster:
     def _start_etcd(self) -> None:
         p = self.ports
         client, peer = f"http://127.0.0.1:{p['etcd']}", f"http://127.0.0.1:{p['etcd-peer']}"
-        self._start(
+        self.spawn(
             "etcd",
             [
                 str(self._bin("etcd")),
@@ -428,7 +430,7 @@ class LocalCluster:
             "- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n"
             "- level: None\n"
         )
-        self._start(
+        self.spawn(
             "kube-apiserver",
             [
                 str(self._bin("kube-apiserver")),
@@ -517,7 +519,7 @@ class LocalCluster:
         stages.append(REPO / "harness" / "kwok" / "stages.yaml")
         config = self.state_dir / "kwok.yaml"
         config.write_text("\n---\n".join(s.read_text() for s in stages))
-        self._start(
+        self.spawn(
             "kwok",
             [
                 str(self._bin("kwok")),
