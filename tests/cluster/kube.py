@@ -186,3 +186,101 @@ def install_crds(cluster: Cluster) -> None:
         "--timeout=60s",
         *[f"crd/{c.stem.split('_', 1)[1]}.modelops.dev" for c in crds],
     )
+
+
+# -- the objects most cluster tests start from ------------------------------------------------
+
+RUNNER = {"type": "local-runner"}
+"""Node selector of the local runner: pods that must really run."""
+TRAINER_IMAGE = "ghcr.io/modelops/trainer:0.1.0"
+IRIS_SCHEMA: dict[str, Any] = json.loads(
+    (REPO / "operator" / "modelops" / "datasets" / "iris.schema.json").read_text()
+)
+
+
+def pvc(name: str) -> dict[str, Any]:
+    """A 1 GiB ReadWriteOnce claim (bound by the harness's provisioner)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
+def loader_job(name: str, command: list[str]) -> dict[str, Any]:
+    """A Job on the local runner with the ``datasets`` claim at /data, e.g. to land data."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "nodeSelector": RUNNER,
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "load",
+                            "image": TRAINER_IMAGE,
+                            "command": command,
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}
+                    ],
+                }
+            },
+        },
+    }
+
+
+def training_run(name: str, **spec: Any) -> dict[str, Any]:
+    """A TrainingRun of model ``iris`` with the reference trainer on the local runner."""
+    body: dict[str, Any] = {
+        "modelRef": {"name": "iris"},
+        "image": TRAINER_IMAGE,
+        "command": ["python", "-m", "modelops.runtimes.trainer"],
+        "nodeSelector": RUNNER,
+        "dataset": {"uri": "pvc://datasets/iris.csv", "schema": IRIS_SCHEMA},
+        "output": {"pvc": {"claimName": "models"}},
+        "activeDeadlineSeconds": 300,
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def prepare_namespace(cluster: Cluster, namespace: str, *extra_loaders: dict[str, Any]) -> None:
+    """CRDs installed, ``namespace`` created with the ``datasets`` and ``models`` claims, and the
+    bundled iris data landed on ``datasets`` (plus whatever ``extra_loaders`` write)."""
+    install_crds(cluster)
+    cluster.kubectl("create", "namespace", namespace)
+    iris = loader_job(
+        "load-iris", ["python", "-m", "modelops.datasets", "iris.csv", "/data/iris.csv"]
+    )
+    jobs = [iris, *extra_loaders]
+    apply(cluster, pvc("datasets"), pvc("models"), *jobs, namespace=namespace)
+    cluster.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "--for=condition=Complete",
+        "--timeout=120s",
+        *[f"job/{j['metadata']['name']}" for j in jobs],
+    )
+
+
+def artifacts_root(cluster: Cluster, namespace: str) -> Path:
+    """The host directory behind the ``models`` claim (a hostPath volume of the harness)."""
+    claim = get(cluster, "pvc", "models", "-n", namespace)
+    assert claim is not None
+    volume = get(cluster, "pv", claim["spec"]["volumeName"])
+    assert volume is not None
+    return Path(volume["spec"]["hostPath"]["path"])

@@ -17,14 +17,21 @@ import numpy as np
 import pytest
 
 from harness.cluster import LocalCluster
-from modelops import datasets
-from tests.cluster.kube import Operator, apply, condition, get, has_condition, install_crds
+from tests.cluster.kube import (
+    Operator,
+    apply,
+    artifacts_root,
+    condition,
+    get,
+    has_condition,
+    prepare_namespace,
+    training_run,
+)
 from tests.cluster.kube import wait_for as wait
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 NS = "serving"
-SCHEMA = json.loads(datasets.path("iris.schema.json").read_text())
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [4.6, 3.1, 1.5, 0.2]]
 
 
@@ -55,30 +62,8 @@ class Sink:
         self.server.server_close()
 
 
-def pvc(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-
-
-def training_run(name: str, seed: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelops.dev/v1alpha1",
-        "kind": "TrainingRun",
-        "metadata": {"name": name},
-        "spec": {
-            "modelRef": {"name": "iris"},
-            "image": "ghcr.io/modelops/trainer:0.1.0",
-            "command": ["python", "-m", "modelops.runtimes.trainer"],
-            "env": [{"name": "MODELOPS_TRAINER_SEED", "value": str(seed)}],
-            "nodeSelector": {"type": "local-runner"},
-            "dataset": {"uri": "pvc://datasets/iris.csv", "schema": SCHEMA},
-            "output": {"pvc": {"claimName": "models"}},
-        },
-    }
+def seeded_run(name: str, seed: int) -> dict[str, Any]:
+    return training_run(name, env=[{"name": "MODELOPS_TRAINER_SEED", "value": str(seed)}])
 
 
 @pytest.fixture(scope="module")
@@ -92,44 +77,7 @@ def sink() -> Iterator[Sink]:
 def env(
     cluster: LocalCluster, sink: Sink, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    install_crds(cluster)
-    cluster.kubectl("create", "namespace", NS)
-    apply(cluster, pvc("datasets"), pvc("models"), namespace=NS)
-    apply(
-        cluster,
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": "load-iris"},
-            "spec": {
-                "template": {
-                    "spec": {
-                        "nodeSelector": {"type": "local-runner"},
-                        "restartPolicy": "Never",
-                        "containers": [
-                            {
-                                "name": "load",
-                                "image": "ghcr.io/modelops/trainer:0.1.0",
-                                "command": [
-                                    "python",
-                                    "-m",
-                                    "modelops.datasets",
-                                    "iris.csv",
-                                    "/data/iris.csv",
-                                ],
-                                "volumeMounts": [{"name": "d", "mountPath": "/data"}],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "d", "persistentVolumeClaim": {"claimName": "datasets"}}
-                        ],
-                    }
-                }
-            },
-        },
-        namespace=NS,
-    )
-    cluster.kubectl("wait", "-n", NS, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
+    prepare_namespace(cluster, NS)
     apply(
         cluster,
         {
@@ -215,16 +163,8 @@ def expected_labels(artifact_dir: Path, rows: list[list[float]]) -> list[str]:
     return [m["classes"][i] for i in np.argmax(scores, axis=1)]
 
 
-def artifacts_root(cluster: LocalCluster) -> Path:
-    claim = get(cluster, "pvc", "models", "-n", NS)
-    assert claim is not None
-    pv = get(cluster, "pv", claim["spec"]["volumeName"])
-    assert pv is not None
-    return Path(pv["spec"]["hostPath"]["path"])
-
-
 def test_first_version_serves_real_predictions(cluster: LocalCluster, env: Operator) -> None:
-    apply(cluster, training_run("iris-1", seed=0), namespace=NS)
+    apply(cluster, seeded_run("iris-1", seed=0), namespace=NS)
     wait(
         cluster,
         ["model", "iris", "-n", NS],
@@ -236,7 +176,7 @@ def test_first_version_serves_real_predictions(cluster: LocalCluster, env: Opera
     pods = serving_pods(cluster, "1")
     assert len(pods) == 2
     assert len({p["status"]["podIP"] for p in pods}) == 2
-    expected = expected_labels(artifacts_root(cluster) / "iris" / "iris-1", ROWS)
+    expected = expected_labels(artifacts_root(cluster, NS) / "iris" / "iris-1", ROWS)
     for pod in pods:
         answer = infer(pod["status"]["podIP"], ROWS)
         assert answer["model_version"] == "1"
@@ -252,7 +192,7 @@ def test_first_version_serves_real_predictions(cluster: LocalCluster, env: Opera
 
 
 def test_second_version_is_canary_then_production(cluster: LocalCluster, env: Operator) -> None:
-    apply(cluster, training_run("iris-2", seed=1), namespace=NS)
+    apply(cluster, seeded_run("iris-2", seed=1), namespace=NS)
     wait(
         cluster,
         ["model", "iris", "-n", NS],
@@ -345,7 +285,7 @@ def test_retention_retires_the_oldest_version(cluster: LocalCluster, env: Operat
     )
     assert mv1["metadata"]["labels"]["modelops.dev/retired"] == "true"
     assert serving_pods(cluster, "1") == []
-    marker = artifacts_root(cluster) / "iris" / "iris-1" / "RETIRED"
+    marker = artifacts_root(cluster, NS) / "iris" / "iris-1" / "RETIRED"
     wait(
         cluster,
         ["job", "retire-iris-1", "-n", NS],

@@ -19,109 +19,33 @@ import pytest
 from harness.cluster import LocalCluster
 from modelops import datasets
 from tests.cluster.kube import (
+    IRIS_SCHEMA,
     Operator,
     apply,
+    artifacts_root,
     condition,
     get,
     has_condition,
-    install_crds,
+    loader_job,
+    prepare_namespace,
+    training_run,
     wait_for,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 NS = "training"
-RUNNER = {"nodeSelector": {"type": "local-runner"}}
-SCHEMA = json.loads(datasets.path("iris.schema.json").read_text())
-
-
-def pvc(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-
-
-def loader_job(name: str, script: str) -> dict[str, Any]:
-    """A Job that writes a dataset file onto the ``datasets`` claim."""
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    **RUNNER,
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "load",
-                            "image": "ghcr.io/modelops/trainer:0.1.0",
-                            "command": ["python", "-c", script],
-                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}
-                    ],
-                }
-            },
-        },
-    }
-
-
-def training_run(name: str, dataset: str = "iris.csv", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "modelRef": {"name": "iris"},
-        "image": "ghcr.io/modelops/trainer:0.1.0",
-        "command": ["python", "-m", "modelops.runtimes.trainer"],
-        "nodeSelector": {"type": "local-runner"},
-        "dataset": {"uri": f"pvc://datasets/{dataset}", "schema": SCHEMA},
-        "output": {"pvc": {"claimName": "models"}},
-        "activeDeadlineSeconds": 300,
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "modelops.dev/v1alpha1",
-        "kind": "TrainingRun",
-        "metadata": {"name": name},
-        "spec": body,
-    }
+TAINT = (
+    "import csv; from modelops import datasets; "
+    "rows = list(csv.reader(open(datasets.path('iris.csv')))); "
+    "[r.__setitem__(3, '99') for r in rows[1:4]]; "
+    "csv.writer(open('/data/tainted.csv', 'w', newline='')).writerows(rows)"
+)
 
 
 @pytest.fixture(scope="module")
 def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    install_crds(cluster)
-    cluster.kubectl("create", "namespace", NS)
-    apply(cluster, pvc("datasets"), pvc("models"), namespace=NS)
-    tainted = (
-        "import csv, shutil; from modelops import datasets; "
-        "rows = list(csv.reader(open(datasets.path('iris.csv')))); "
-        "[r.__setitem__(3, '99') for r in rows[1:4]]; "
-        "csv.writer(open('/data/tainted.csv', 'w', newline='')).writerows(rows)"
-    )
-    apply(
-        cluster,
-        loader_job(
-            "load-iris",
-            "import subprocess, sys; subprocess.run([sys.executable, '-m',"
-            " 'modelops.datasets', 'iris.csv', '/data/iris.csv'], check=True)",
-        ),
-        loader_job("load-tainted", tainted),
-        namespace=NS,
-    )
-    cluster.kubectl(
-        "wait",
-        "-n",
-        NS,
-        "--for=condition=Complete",
-        "job/load-iris",
-        "job/load-tainted",
-        "--timeout=120s",
-    )
+    prepare_namespace(cluster, NS, loader_job("load-tainted", ["python", "-c", TAINT]))
     apply(
         cluster,
         {
@@ -141,21 +65,13 @@ def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         print(op.log.read_text()[-5000:])
 
 
-def claim_dir(cluster: LocalCluster, claim: str) -> Path:
-    pv = get(cluster, "pvc", claim, "-n", NS)
-    assert pv is not None
-    volume = get(cluster, "pv", pv["spec"]["volumeName"])
-    assert volume is not None
-    return Path(volume["spec"]["hostPath"]["path"])
-
-
 def expected_artifact(tmp: Path) -> dict[str, Any]:
     """Train in-process on the same data and settings: the trainer is deterministic."""
     out = tmp / "expected"
     env = {
         **os.environ,
         "MODELOPS_TRAINER_DATASET": str(datasets.path("iris.csv")),
-        "MODELOPS_TRAINER_SCHEMA": json.dumps(SCHEMA),
+        "MODELOPS_TRAINER_SCHEMA": json.dumps(IRIS_SCHEMA),
         "MODELOPS_TRAINER_OUTPUT_DIR": str(out),
         "MODELOPS_TRAINER_TERMINATION_LOG": str(tmp / "termination-log"),
     }
@@ -185,7 +101,7 @@ def test_training_run_trains_and_registers_one_version(
     mv = get(cluster, "modelversion", "iris-1", "-n", NS)
     assert mv is not None
     # The digest is the sha256 of the manifest the trainer wrote on the claim.
-    artifact_dir = claim_dir(cluster, "models") / "iris" / "iris-1"
+    artifact_dir = artifacts_root(cluster, NS) / "iris" / "iris-1"
     manifest = (artifact_dir / "manifest.json").read_bytes()
     assert mv["spec"]["artifact"]["digest"] == "sha256:" + hashlib.sha256(manifest).hexdigest()
     assert mv["spec"]["artifact"]["uri"] == "pvc://models/iris/iris-1"
@@ -219,7 +135,13 @@ def test_training_run_trains_and_registers_one_version(
 def test_tainted_dataset_fails_with_the_trainers_message(
     cluster: LocalCluster, env: Operator
 ) -> None:
-    apply(cluster, training_run("iris-tainted", "tainted.csv"), namespace=NS)
+    apply(
+        cluster,
+        training_run(
+            "iris-tainted", dataset={"uri": "pvc://datasets/tainted.csv", "schema": IRIS_SCHEMA}
+        ),
+        namespace=NS,
+    )
     run = wait_for(
         cluster,
         ["trainingrun", "iris-tainted", "-n", NS],
