@@ -182,9 +182,9 @@ class LocalCluster:
                         "--node-name",
                         f"local-{i}",
                         "--state-dir",
+                        # Each runner claims a 127.N prefix no other runner on this machine holds,
+                        # so several clusters (developers, CI) can run side by side.
                         str(self.state_dir / "noderunner" / f"local-{i}"),
-                        "--ip-prefix",
-                        f"127.{77 + i}",
                     ],
                 )
             self._wait_nodes_ready(timeout - (time.monotonic() - started))

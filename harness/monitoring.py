@@ -10,12 +10,14 @@ recorded like the cluster's own (``<run-dir>/<name>.pid``), so ``LocalCluster.do
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,26 @@ RULES = REPO / "manifests" / "prometheus" / "modelops-rules.yaml"
 
 @dataclass(frozen=True)
 class Monitoring:
-    """Where Prometheus and Alertmanager answer."""
+    """Where Prometheus and Alertmanager answer, and the processes behind them."""
 
     prometheus: str
     alertmanager: str
+    processes: tuple[subprocess.Popen[bytes], ...] = field(default=(), compare=False)
+    run_dir: Path | None = None
+
+    def stop(self) -> None:
+        """Stop both (also done by ``LocalCluster.down`` through their pid files)."""
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=20)
+        if self.run_dir is not None:
+            for name in ("prometheus", "alertmanager"):
+                (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query's result vector."""
@@ -111,7 +129,7 @@ def start(
     share = work / "share"
     if not share.exists():
         shutil.copytree(templates, share / "prometheus" / "alertmanager")
-    _spawn(
+    alertmanager = _spawn(
         "alertmanager",
         [
             # Debian's build reads its templates from /usr/share/prometheus/alertmanager: give it
@@ -134,7 +152,7 @@ def start(
         run_dir,
         detached,
     )
-    _spawn(
+    prometheus = _spawn(
         "prometheus",
         [
             str(bin_dir / "prometheus"),
@@ -146,7 +164,12 @@ def start(
         run_dir,
         detached,
     )
-    monitoring = Monitoring(f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}")
+    monitoring = Monitoring(
+        f"http://127.0.0.1:{prom_port}",
+        f"http://127.0.0.1:{am_port}",
+        (alertmanager, prometheus),
+        run_dir,
+    )
     for url in (monitoring.alertmanager, monitoring.prometheus):
         _wait_ready(url, work)
     return monitoring
@@ -159,7 +182,9 @@ def write_targets(path: Path, addresses: list[str]) -> None:
     staged.replace(path)
 
 
-def _spawn(name: str, argv: list[str], work: Path, run_dir: Path, detached: bool) -> None:
+def _spawn(
+    name: str, argv: list[str], work: Path, run_dir: Path, detached: bool
+) -> subprocess.Popen[bytes]:
     with (work / f"{name}.log").open("ab") as log:
         proc = subprocess.Popen(
             argv,
@@ -170,6 +195,7 @@ def _spawn(name: str, argv: list[str], work: Path, run_dir: Path, detached: bool
             preexec_fn=None if detached else die_with_parent,
         )
     (run_dir / f"{name}.pid").write_text(str(proc.pid))
+    return proc
 
 
 def _wait_ready(url: str, work: Path, timeout: float = 60) -> None:

@@ -14,14 +14,10 @@ failure says where the loop broke.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,7 +42,6 @@ pytestmark = [
     pytest.mark.timeout(1500),
     # harness.monitoring does not keep the Popen objects of Prometheus and Alertmanager (it
     # records their PIDs); their finalizers warn while the processes rightly still run.
-    pytest.mark.filterwarnings(r"ignore:subprocess \d+ is still running:ResourceWarning"),
 ]
 
 NS = "drift-e2e"
@@ -89,33 +84,6 @@ def poll(what: str, check: Callable[[], Any], timeout: float, interval: float = 
                 return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"[:3000])
-
-
-def stop_processes(run_dir: Path) -> None:
-    """Stop the processes ``harness.monitoring`` recorded in ``run_dir``: SIGTERM, then
-    SIGKILL after a grace period."""
-    for pidfile in run_dir.glob("*.pid"):
-        pid = int(pidfile.read_text())
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.1)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child (already reaped): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return waited == 0
 
 
 # -- the story ------------------------------------------------------------------------------
@@ -197,6 +165,7 @@ def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         mp.setenv("MODELOPS_METRICS_ADDRESS", "127.0.0.1")
         mp.setenv("MODELOPS_HEALTH_ADDRESS", "127.0.0.1")
         operator.start()
+    watching = None
     try:
         watching = start_monitoring(
             cluster.bin_dir,
@@ -208,7 +177,8 @@ def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield Env(cluster, operator, watching, traffic)
     finally:
         traffic.stop()
-        stop_processes(run_dir)
+        if watching is not None:
+            watching.stop()
         operator.stop()
         print(operator.log.read_text()[-8000:])
         for log in sorted((work / "monitoring").glob("*.log")):
