@@ -46,6 +46,7 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts.
 	$(VENV)/bin/lint-imports
 
 -include hack/generate.mk
+-include hack/install.mk
 
 ##@ Tests
 

@@ -11,7 +11,6 @@ K8S_VERSION="${K8S_VERSION:-1.36.1}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
-CLI_UTILS_VERSION="${CLI_UTILS_VERSION:-0.37.2}"
 OUT="${MODELOPS_TOOLS_DIR:-$HOME/.cache/modelops/tools/k8s-v$K8S_VERSION/bin}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -100,7 +99,10 @@ build_helm() {
   if "$OUT/helm" version --short 2>/dev/null | grep -q "v$HELM_VERSION"; then
     log "helm v$HELM_VERSION: cached"; return
   fi
-  local kmin=36 v="helm.sh/helm/v3"
+  # Without these ldflags Helm 3 renders offline (`helm template`, `helm lint`) as if for
+  # Kubernetes 1.20; stamp the minor we target so .Capabilities matches the local cluster.
+  local kmin="${K8S_VERSION#1.}" v="helm.sh/helm/v3"
+  kmin="${kmin%%.*}"
   GOBIN="$OUT" go install -trimpath -ldflags "-s -w \
     -X $v/internal/version.version=v$HELM_VERSION -X $v/internal/version.gitTreeState=clean \
     -X $v/pkg/chartutil.k8sVersionMajor=1 -X $v/pkg/chartutil.k8sVersionMinor=$kmin \
@@ -110,7 +112,8 @@ build_helm() {
 }
 
 build_promtool() {
-  if [ -x "$OUT/promtool" ] && [ -x "$OUT/prometheus" ] && [ -x "$OUT/alertmanager" ]; then
+  if [ -x "$OUT/promtool" ] && [ -x "$OUT/prometheus" ] && [ -x "$OUT/alertmanager" ] \
+    && [ -f "$OUT/alertmanager-templates/default.tmpl" ]; then
     log "prometheus, promtool, alertmanager: cached"; return
   fi
   # Unpack Debian's packages instead of installing them: installing starts daemons on :9090/:9093.
@@ -122,16 +125,33 @@ build_promtool() {
     for deb in ./*.deb; do dpkg-deb -x "$deb" x; done
     install -m0755 x/usr/bin/promtool x/usr/bin/prometheus x/usr/bin/prometheus-alertmanager "$OUT/"
     mv "$OUT/prometheus-alertmanager" "$OUT/alertmanager"
+    # Debian's Alertmanager reads its notification templates from this fixed path.
+    rm -rf "$OUT/alertmanager-templates"
+    cp -r x/usr/share/prometheus/alertmanager "$OUT/alertmanager-templates"
   )
   rm -rf "$work"
   "$OUT/promtool" --version 2>&1 | head -1
 }
 
+build_kstatus() {
+  # Our own small program (hack/kstatus; go.mod pins sigs.k8s.io/cli-utils and the k8s
+  # libraries): rebuilt whenever its sources change, recorded by their digest.
+  local src="$HERE/kstatus" sum
+  sum="$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -d' ' -f1)"
+  if [ -x "$OUT/kstatus" ] && [ "$(cat "$OUT/kstatus.sha256" 2>/dev/null)" = "$sum" ]; then
+    log "kstatus: cached"; return
+  fi
+  (cd "$src" && go build -mod=readonly -buildvcs=false -trimpath -ldflags "-s -w" -o "$OUT/kstatus" .)
+  echo "$sum" >"$OUT/kstatus.sha256"
+  echo '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"probe"}}' | "$OUT/kstatus" >/dev/null
+  log "kstatus: built from $src"
+}
+
 what=("$@"); [ ${#what[@]} -gt 0 ] || what=(all)
 for w in "${what[@]}"; do
   case "$w" in
-    all) for t in k8s etcd kwok promtool; do timed "$t" "build_$t"; done ;;
-    k8s | etcd | kwok | helm | promtool) timed "$w" "build_$w" ;;
+    all) for t in k8s etcd kwok promtool helm kstatus; do timed "$t" "build_$t"; done ;;
+    k8s | etcd | kwok | helm | promtool | kstatus) timed "$w" "build_$w" ;;
     *) log "unknown tool: $w"; exit 2 ;;
   esac
 done

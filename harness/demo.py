@@ -28,7 +28,7 @@ from modelops import datasets
 NS = "ml"
 SAMPLE = REPO / "manifests" / "samples" / "lifecycle.yaml"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-SHIFT = {"petal_length": 3.0}
+SHIFT = {"petal_length": 3.0, "petal_width": 1.5}
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
 
@@ -238,7 +238,7 @@ def up(state: Path) -> int:
     demo.show("get", "driftpolicies", "-n", NS)
     clean.stop()
 
-    demo.step(f"Traffic drifts: petal_length shifted by +{SHIFT['petal_length']} cm")
+    demo.step("Traffic drifts: " + ", ".join(f"{f} +{d} cm" for f, d in SHIFT.items()))
     shifted = Traffic("iris", rows, pods, shift=SHIFT, on_pods=targets_for)
     shifted.start()
     demo.wait(

@@ -31,6 +31,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 60
 
     op: OperatorSettings = memo.settings
+    # Least privilege: the operator's RBAC has no list/watch on Namespaces or CRDs (in a
+    # namespaced install no cluster-wide permission at all). Without scanning kopf watches the
+    # namespaces it is given and the kinds it finds at start-up, so the CRDs must exist
+    # before the operator starts; the Helm chart and manifests/default install them first.
+    # Only namespace globs ('ml-*', '!ml-test') need scanning, and whoever uses them must
+    # grant namespace list/watch.
+    settings.scanning.disabled = not any(c in ns for ns in op.namespaces for c in "*?[!,")
+
     metrics: OperatorMetrics = memo.metrics
 
     async def run(key: Key) -> float | None:

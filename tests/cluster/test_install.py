@@ -1,0 +1,418 @@
+"""Installing modelops into the local control plane, the way users do, and running a lifecycle
+with the operator in-cluster.
+
+Two installs, one after the other, each uninstalled before the next:
+
+1. ``helm install`` of helm/modelops in **namespaced** mode (one Role in the watched namespace);
+2. ``kubectl apply --server-side -k`` of manifests/default (cluster-wide, a ClusterRole), through
+   a small overlay.
+
+Each time the operator pod is scheduled on the local-runner node (values / patches add the
+nodeSelector; the image is ignored there and ``python`` is the project's interpreter), in a
+namespace that enforces Pod Security "restricted", and talks to the API server with its
+ServiceAccount's projected token — in-cluster config, nothing else. A TrainingRun trains, its
+ModelVersion is registered, and a Model pinning it serves, all done by that pod; the audit log
+shows the writes were made as the ServiceAccount, and ``kubectl auth can-i --list`` shows what
+it may do: no wildcard, no Secrets.
+
+The local runner shares the host's network, so the operator's ports are free ports here (the
+defaults, 8080/8081, could collide with model servers of other tests, which listen on their pod
+addresses at 8080). CRDs are kept after each uninstall (``crds.keep``; the kustomize cleanup
+leaves them out on purpose): other test modules share this cluster and its CRDs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.cluster import REPO, LocalCluster, free_port
+from modelops import datasets
+from tests.cluster.kube import apply, get, has_condition, wait_for
+from tests.unit.test_helm import CHART, tool
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
+
+SYSTEM_NS = "modelops-system"
+SA = f"system:serviceaccount:{SYSTEM_NS}:modelops"
+RUNNER = {"type": "local-runner"}
+SCHEMA = json.loads(datasets.path("iris.schema.json").read_text())
+
+Obj = dict[str, Any]
+
+
+def helm(cluster: LocalCluster, *args: str, timeout: float = 300) -> str:
+    out = subprocess.run(
+        [str(tool("helm")), "--kubeconfig", str(cluster.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "HELM_CACHE_HOME": str(cluster.state_dir / "helm-cache")},
+    )
+    assert out.returncode == 0, f"helm {' '.join(args)}: {out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def workload(cluster: LocalCluster, ns: str) -> None:
+    """Data on a claim, then a Model that serves what it pins, in namespace ``ns``."""
+    cluster.kubectl("create", "namespace", ns)
+    claims = [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+        for name in ("datasets", "models")
+    ]
+    loader = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "load-iris"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "nodeSelector": RUNNER,
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "load",
+                            "image": "ghcr.io/modelops/trainer:0.1.0",
+                            "command": [
+                                "python",
+                                "-m",
+                                "modelops.datasets",
+                                "iris.csv",
+                                "/data/iris.csv",
+                            ],
+                            "volumeMounts": [{"name": "d", "mountPath": "/data"}],
+                        }
+                    ],
+                    "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "datasets"}}],
+                }
+            },
+        },
+    }
+    apply(cluster, *claims, loader, namespace=ns)
+    cluster.kubectl("wait", "-n", ns, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
+
+
+def lifecycle(cluster: LocalCluster, ns: str) -> None:
+    """TrainingRun → ModelVersion → Model pinning it → a ready server, done by the operator."""
+    apply(
+        cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            "spec": {"serving": {"replicas": 1}},
+        },
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "metadata": {"name": "iris-1"},
+            "spec": {
+                "modelRef": {"name": "iris"},
+                "image": "ghcr.io/modelops/trainer:0.1.0",
+                "command": ["python", "-m", "modelops.runtimes.trainer"],
+                "nodeSelector": RUNNER,
+                "dataset": {"uri": "pvc://datasets/iris.csv", "schema": SCHEMA},
+                "output": {"pvc": {"claimName": "models"}},
+                "activeDeadlineSeconds": 300,
+            },
+        },
+        namespace=ns,
+    )
+    wait_for(
+        cluster,
+        ["trainingrun", "iris-1", "-n", ns],
+        has_condition("Succeeded"),
+        timeout=240,
+        what=f"TrainingRun {ns}/iris-1 to succeed",
+    )
+    wait_for(cluster, ["modelversion", "iris-1", "-n", ns], has_condition("Ready"), timeout=60)
+    cluster.kubectl(
+        "patch",
+        "model",
+        "iris",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"serving": {"version": "1"}}}),
+    )
+    wait_for(
+        cluster,
+        ["model", "iris", "-n", ns],
+        lambda m: has_condition("Ready")(m) and m["status"].get("productionVersion") == "1",
+        timeout=180,
+        what=f"Model {ns}/iris to serve version 1",
+    )
+    pods = json.loads(
+        cluster.kubectl(
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            "modelops.dev/model=iris,modelops.dev/version=1",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    assert pods
+    with urllib.request.urlopen(
+        f"http://{pods[0]['status']['podIP']}:8080/v2/health/ready", timeout=10
+    ) as r:
+        assert r.status == 200
+
+
+def operator_pod(cluster: LocalCluster) -> Obj:
+    pods = json.loads(
+        cluster.kubectl(
+            "get",
+            "pods",
+            "-n",
+            SYSTEM_NS,
+            "-l",
+            "app.kubernetes.io/component=operator",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    running = [p for p in pods if p["metadata"].get("deletionTimestamp") is None]
+    assert len(running) == 1, [p["metadata"]["name"] for p in pods]
+    return running[0]  # type: ignore[no-any-return]
+
+
+def assert_runs_in_cluster(cluster: LocalCluster) -> None:
+    pod = operator_pod(cluster)
+    assert pod["spec"]["nodeName"] == "local-0"
+    assert pod["spec"]["serviceAccountName"] == "modelops"
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+    # The projected service-account token is what the pod authenticates with.
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert any(
+        "projected" in v and any("serviceAccountToken" in s for s in v["projected"]["sources"])
+        for v in volumes.values()
+    )
+
+
+def writes_by_operator(cluster: LocalCluster, ns: str) -> list[Obj]:
+    """Audit events (writes) in ``ns`` made by the operator's code."""
+    events = []
+    for line in Path(cluster.audit_log).read_text().splitlines():
+        event = json.loads(line)
+        if event.get("objectRef", {}).get("namespace") == ns and event.get(
+            "userAgent", ""
+        ).startswith("modelops/"):
+            events.append(event)
+    return events
+
+
+def assert_acted_as_its_service_account(cluster: LocalCluster, ns: str) -> None:
+    events = writes_by_operator(cluster, ns)
+    assert events, f"no write by the operator in {ns}"
+    assert {e["user"]["username"] for e in events} == {SA}
+    done = {
+        (e["verb"], e["objectRef"]["resource"], e["objectRef"].get("subresource")) for e in events
+    }
+    assert {
+        ("patch", "jobs", None),
+        ("create", "modelversions", None),
+        ("patch", "trainingruns", "status"),
+        ("patch", "deployments", None),
+        ("patch", "models", "status"),
+    } <= done
+    denied = [e for e in events if e["responseStatus"]["code"] == 403]
+    assert not denied, denied
+    # Reads are not audited: an RBAC denial of one would show in the operator's log (kopf's
+    # watches included) as the API server's message.
+    # The message may be quoted inside a JSON body: User \"system:serviceaccount:…\" cannot.
+    logs = cluster.kubectl("logs", "-n", SYSTEM_NS, "deployment/modelops").stdout
+    denial = re.compile(r'User \\?"' + re.escape(SA) + r'\\?" cannot')
+    assert not denial.search(logs), denial.search(logs)
+
+
+def permissions(cluster: LocalCluster, ns: str) -> dict[str, set[str]]:
+    """``kubectl auth can-i --list`` as the operator: resource → verbs, in ``ns``."""
+    out = cluster.kubectl("auth", "can-i", "--list", f"--as={SA}", "-n", ns).stdout
+    table: dict[str, set[str]] = {}
+    for line in out.splitlines()[1:]:
+        resource = line[: line.index("[")].strip()
+        verbs = line[line.rindex("[") + 1 : line.rindex("]")].split()
+        if resource:
+            table.setdefault(resource, set()).update(verbs)
+    return table
+
+
+def assert_least_privilege(table: dict[str, set[str]]) -> None:
+    for resource, verbs in table.items():
+        assert "*" not in verbs, resource
+        assert "*" not in resource, resource
+        assert not resource.startswith("secrets"), resource
+        assert not resource.startswith("configmaps"), resource
+
+
+MODELOPS_RESOURCES = {"models.modelops.dev", "modelversions.modelops.dev", "jobs.batch"}
+
+
+@pytest.fixture(scope="module")
+def system_namespace(cluster: LocalCluster) -> Iterator[None]:
+    cluster.kubectl("create", "namespace", SYSTEM_NS)
+    cluster.kubectl(
+        "label", "namespace", SYSTEM_NS, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    try:
+        yield
+    finally:
+        cluster.kubectl("delete", "namespace", SYSTEM_NS, "--wait=false", check=False)
+
+
+def test_helm_install_namespaced(
+    cluster: LocalCluster, system_namespace: None, tmp_path: Path
+) -> None:
+    ns = "install-helm"
+    workload(cluster, ns)
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "watch": {"allNamespaces": False, "namespaces": [ns]},
+                "nodeSelector": RUNNER,
+                "metrics": {"port": free_port()},
+                "health": {"port": free_port()},
+            }
+        )
+    )
+    # --take-ownership: other test modules may have applied the CRDs already.
+    helm(
+        cluster,
+        "install",
+        "modelops",
+        str(CHART),
+        "-n",
+        SYSTEM_NS,
+        "-f",
+        str(values),
+        "--take-ownership",
+        "--wait",
+        "--timeout",
+        "180s",
+    )
+    try:
+        assert_runs_in_cluster(cluster)
+        lifecycle(cluster, ns)
+        assert_acted_as_its_service_account(cluster, ns)
+        inside = permissions(cluster, ns)
+        assert_least_privilege(inside)
+        assert inside.keys() >= MODELOPS_RESOURCES
+        # Namespaced: nothing of ours anywhere else.
+        outside = permissions(cluster, "default")
+        assert not MODELOPS_RESOURCES & outside.keys()
+        assert "events" not in outside
+    finally:
+        helm(cluster, "uninstall", "modelops", "-n", SYSTEM_NS, "--wait", "--timeout", "120s")
+    # Uninstalled cleanly: the operator and its permissions are gone, the data is not.
+    assert get(cluster, "deployment", "modelops", "-n", SYSTEM_NS) is None
+    assert get(cluster, "role", "modelops", "-n", ns) is None
+    assert get(cluster, "validatingadmissionpolicy", "modelops-retired-version-pin") is None
+    assert not MODELOPS_RESOURCES & permissions(cluster, ns).keys()
+    crd = get(cluster, "crd", "models.modelops.dev")
+    assert crd is not None
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert get(cluster, "model", "iris", "-n", ns) is not None
+    # Its model server runs as a local process until its pod goes.
+    cluster.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def kustomize_overlay(tmp_path: Path) -> Path:
+    """manifests/default with the local runner's nodeSelector and free ports."""
+    metrics, health = free_port(), free_port()
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    container = "/spec/template/spec/containers/0"
+    patch = [
+        {"op": "add", "path": "/spec/template/spec/nodeSelector", "value": RUNNER},
+        {"op": "replace", "path": f"{container}/args/1", "value": f"--metrics-port={metrics}"},
+        {"op": "replace", "path": f"{container}/args/2", "value": f"--health-port={health}"},
+        {"op": "replace", "path": f"{container}/ports/0/containerPort", "value": metrics},
+        {"op": "replace", "path": f"{container}/ports/1/containerPort", "value": health},
+    ]
+    base = os.path.relpath(REPO / "manifests" / "default", overlay)
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [base],
+                "patches": [
+                    {
+                        "target": {"kind": "Deployment", "name": "modelops"},
+                        "patch": yaml.safe_dump(patch),
+                    }
+                ],
+            }
+        )
+    )
+    return overlay
+
+
+def test_kustomize_install_cluster_wide(
+    cluster: LocalCluster, system_namespace: None, tmp_path: Path
+) -> None:
+    ns = "install-kustomize"
+    workload(cluster, ns)
+    overlay = kustomize_overlay(tmp_path)
+    rendered = cluster.kubectl("kustomize", str(overlay)).stdout
+    # --force-conflicts: the CRDs may have been applied by another field manager before.
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(overlay))
+    try:
+        cluster.kubectl(
+            "rollout",
+            "status",
+            "deployment/modelops",
+            "-n",
+            SYSTEM_NS,
+            "--timeout=180s",
+            timeout=200,
+        )
+        assert_runs_in_cluster(cluster)
+        lifecycle(cluster, ns)
+        assert_acted_as_its_service_account(cluster, ns)
+        for where in (ns, "default"):
+            table = permissions(cluster, where)
+            assert_least_privilege(table)
+            assert table.keys() >= MODELOPS_RESOURCES
+    finally:
+        # Everything but the CRDs (deleting them would delete every modelops object in the
+        # cluster) and the namespace (the fixture's).
+        keep = {"CustomResourceDefinition", "Namespace"}
+        objs = [o for o in yaml.safe_load_all(rendered) if o and o["kind"] not in keep]
+        cluster.kubectl(
+            "delete",
+            "--ignore-not-found",
+            "--wait=true",
+            "-f",
+            "-",
+            input="\n---\n".join(json.dumps(o) for o in objs),
+            timeout=120,
+        )
+    assert get(cluster, "deployment", "modelops", "-n", SYSTEM_NS) is None
+    assert get(cluster, "clusterrolebinding", "modelops") is None
+    assert not MODELOPS_RESOURCES & permissions(cluster, ns).keys()
+    cluster.kubectl("delete", "namespace", ns, "--wait=false")

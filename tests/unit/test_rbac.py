@@ -1,0 +1,177 @@
+"""Least privilege: the operator's RBAC, as the chart (both modes) and kustomize render it.
+
+The rules are a contract, spelled out in :data:`OPERATOR_RULES`: a new permission must be added
+there on purpose (with its reason in the templates and docs/security.md), never slip in. What
+kopf watches is read from kopf's own registry after importing the handlers, so a new watch
+without list/watch fails here rather than with a 403 in a cluster. That the rules are enough
+for a whole lifecycle is shown in a real cluster by tests/cluster/test_install.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import pytest
+
+import modelops.handlers.wiring  # noqa: F401  (registers the handlers with kopf)
+from harness.cluster import REPO
+from tests.unit.test_helm import CHART, NAMESPACE, find, render_chart, values_file
+from tests.unit.test_kustomize import MANIFESTS, kustomize
+
+Obj = dict[str, Any]
+SA = ("modelops", NAMESPACE)
+
+OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
+    ("modelops.dev", "models"): {"get", "list", "watch"},
+    ("modelops.dev", "driftpolicies"): {"get", "list", "watch"},
+    ("modelops.dev", "modelversions"): {"get", "list", "watch", "create", "patch"},
+    ("modelops.dev", "trainingruns"): {"get", "list", "watch", "create"},
+    ("modelops.dev", "models/status"): {"patch"},
+    ("modelops.dev", "modelversions/status"): {"patch"},
+    ("modelops.dev", "trainingruns/status"): {"patch"},
+    ("modelops.dev", "driftpolicies/status"): {"patch"},
+    ("modelops.dev", "models/finalizers"): {"update"},
+    ("modelops.dev", "trainingruns/finalizers"): {"update"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch"},
+    ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
+    ("", "services"): {"list", "create", "patch", "delete"},
+    ("", "pods"): {"list"},
+    ("discovery.k8s.io", "endpointslices"): {"list"},
+    ("", "events"): {"create"},
+}
+KINDS = ("models", "modelversions", "trainingruns", "driftpolicies")
+FORBIDDEN_RESOURCES = {"secrets", "configmaps", "serviceaccounts/token", "pods/exec"}
+ESCALATING_VERBS = {"escalate", "bind", "impersonate", "*"}
+
+
+def flatten(rules: list[Obj]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert "nonResourceURLs" not in rule
+        assert "resourceNames" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+def operator_roles(objs: list[Obj]) -> Iterator[tuple[str, Obj]]:
+    """(scope, role) for each (Cluster)Role bound to the operator's ServiceAccount."""
+    roles = {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")): o for o in objs}
+    for binding in objs:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        subjects = {(s["name"], s.get("namespace")) for s in binding["subjects"]}
+        if SA not in subjects:
+            continue
+        ref = binding["roleRef"]
+        namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
+        yield namespace or "*", roles[(ref["kind"], ref["name"], namespace)]
+
+
+RENDERS = {
+    "helm-default": lambda: render_chart(),
+    "helm-namespaced": lambda: render_chart(values_file("namespaced")),
+    "kustomize": lambda: kustomize(MANIFESTS / "default"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERS))
+def render(request: pytest.FixtureRequest) -> list[Obj]:
+    objs: list[Obj] = RENDERS[request.param]()
+    return objs
+
+
+def test_operator_rules_are_exactly_the_contract(render: list[Obj]) -> None:
+    bound = list(operator_roles(render))
+    assert bound, "nothing binds a role to the operator's ServiceAccount"
+    for scope, role in bound:
+        assert flatten(role["rules"]) == OPERATOR_RULES, f"role in {scope}"
+
+
+def test_namespaced_install_is_bound_only_in_its_namespaces() -> None:
+    scopes = sorted(scope for scope, _ in operator_roles(render_chart(values_file("namespaced"))))
+    assert scopes == ["ml-team-a", "ml-team-b"]
+
+
+def test_cluster_wide_install_has_one_cluster_role() -> None:
+    bound = list(operator_roles(render_chart()))
+    assert [(scope, role["kind"]) for scope, role in bound] == [("*", "ClusterRole")]
+
+
+def test_no_wildcards_secrets_or_escalation(render: list[Obj]) -> None:
+    for role in [*find(render, "ClusterRole"), *find(render, "Role")]:
+        for rule in role["rules"]:
+            where = f"{role['kind']} {role['metadata']['name']}: {rule}"
+            assert "*" not in rule["apiGroups"], where
+            assert "*" not in rule["resources"], where
+            assert not set(rule["verbs"]) & ESCALATING_VERBS, where
+            assert not set(rule["resources"]) & FORBIDDEN_RESOURCES, where
+
+
+def test_kopf_watches_are_covered() -> None:
+    # kopf keeps its handlers in a registry without a public listing; kopf is pinned.
+    registry = kopf.get_default_registry()
+    watched = {
+        (h.selector.group or "", str(h.selector.any_name))
+        for h in registry._watching.get_all_handlers()
+        if h.selector is not None
+    }
+    assert watched  # the handlers were imported
+    for resource in watched:
+        assert {"list", "watch"} <= OPERATOR_RULES.get(resource, set()), resource
+    # Nothing that makes kopf patch objects itself (finalizers, progress annotations).
+    assert not registry._changing.get_all_handlers()
+    assert not registry._spawning.get_all_handlers()
+
+
+def test_every_rule_says_why() -> None:
+    sources = {
+        "chart": (CHART / "templates" / "_helpers.tpl")
+        .read_text()
+        .split('define "modelops.operatorRules"')[1],
+        "kustomize": (MANIFESTS / "rbac" / "role.yaml").read_text(),
+    }
+    for name, text in sources.items():
+        lines = text.splitlines()
+        rules = [i for i, line in enumerate(lines) if line.strip().startswith("- apiGroups:")]
+        assert len(rules) == 11, name
+        for i in rules:
+            assert lines[i - 1].strip().startswith("#"), f"{name}: no comment above {lines[i]}"
+            assert re.search(
+                r"# (Application|Framework|Application and framework):",
+                "\n".join(lines[max(0, i - 4) : i]),
+            ), f"{name}: rule at line {i + 1} does not say whom it serves"
+
+
+def test_aggregated_roles_give_people_the_four_kinds(render: list[Obj]) -> None:
+    view = flatten(one_role(render, "modelops-view")["rules"])
+    edit = flatten(one_role(render, "modelops-edit")["rules"])
+    for kind in KINDS:
+        assert view[("modelops.dev", kind)] == {"get", "list", "watch"}
+        assert {"create", "update", "patch", "delete"} <= edit[("modelops.dev", kind)]
+        # Status is the operator's: people read it, never write it.
+        assert view[("modelops.dev", f"{kind}/status")] == {"get"}
+        assert edit[("modelops.dev", f"{kind}/status")] == {"get"}
+    view_labels = one_role(render, "modelops-view")["metadata"]["labels"]
+    edit_labels = one_role(render, "modelops-edit")["metadata"]["labels"]
+    assert view_labels["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit_labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit_labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+
+
+def one_role(objs: list[Obj], name: str) -> Obj:
+    (role,) = find(objs, "ClusterRole", name)
+    return role
+
+
+def test_security_doc_lists_every_permission() -> None:
+    doc = (REPO / "docs" / "security.md").read_text()
+    for (_, resource), verbs in OPERATOR_RULES.items():
+        row = next((line for line in doc.splitlines() if f"`{resource}`" in line), None)
+        assert row is not None, f"docs/security.md has no row for {resource}"
+        for verb in verbs:
+            assert verb in row, f"docs/security.md: {resource} row lacks {verb}"
