@@ -96,6 +96,18 @@ def _condition(status: dict[str, Any], type_: str) -> str | None:
     return None
 
 
+def _succeeded(demo: Demo, run: str) -> bool:
+    """Whether ``run`` succeeded; a failed run ends the demo with its reason."""
+    status = (demo.get("trainingrun", run, "-n", NS) or {}).get("status", {})
+    if _condition(status, "Succeeded") == "False":
+        failure = status.get("failure", {})
+        raise SystemExit(
+            f"\nTrainingRun {run} failed ({failure.get('reason')}): "
+            f"{failure.get('message', '')[:2000]}"
+        )
+    return _condition(status, "Succeeded") == "True"
+
+
 def _healthy(port: int) -> bool:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
         return bool(r.status == 200)
@@ -194,16 +206,7 @@ def up(state: Path) -> int:
     )
 
     demo.step("Training: a Job validates the data, trains, and registers a ModelVersion")
-    demo.wait(
-        "TrainingRun iris-1 to succeed",
-        lambda: (
-            _condition(
-                (demo.get("trainingrun", "iris-1", "-n", NS) or {}).get("status", {}), "Succeeded"
-            )
-            == "True"
-        ),
-        300,
-    )
+    demo.wait("TrainingRun iris-1 to succeed", lambda: _succeeded(demo, "iris-1"), 300)
     demo.show("get", "trainingruns,modelversions", "-n", NS)
     demo.say("The trainer's own log:")
     demo.show("logs", "-n", NS, "job/iris-1", "--tail=2")

@@ -12,8 +12,7 @@ of it:
 * **Flux**: the ``healthCheckExprs`` of ``manifests/gitops/flux/models-kustomization.yaml``,
   evaluated by the ``kstatus`` tool (``hack/kstatus``) the way kustomize-controller does.
 * **kstatus** itself (``sigs.k8s.io/cli-utils``), what Flux without expressions, and other
-  kstatus-based tools, conclude. Where it concludes something other than what we want,
-  ``wanted`` says so and an xfail test records the gap (docs/gitops.md explains each).
+  kstatus-based tools, conclude.
 
 Missing tools fail the tests, never skip them: ``make tools`` builds ``kstatus``;
 ``apt-get install lua5.4`` (``.ci/run``) provides Lua.
@@ -59,61 +58,35 @@ class Health:
     """The Flux healthCheckExprs verdict (Unknown: an expression cannot be evaluated yet, as
     before the first status; kustomize-controller keeps waiting then)."""
     kstatus: str
-    """What kstatus.Compute says today."""
-    wanted: str | None = None
-    """What kstatus should say, when that differs."""
-    gap: str = ""
-    """What would make kstatus say ``wanted`` (docs/gitops.md)."""
+    """What kstatus.Compute says: the operator's Reconciling and Stalled conditions and the
+    CRDs' default status.observedGeneration of 0 make it agree with the other two."""
 
-
-NO_STATUS = (
-    "no status before the first reconcile: a CRD default status: {observedGeneration: 0} "
-    "would make kstatus wait for it (checked on the API server)"
-)
-RECONCILING = "the operator would set Reconciling=True while a run is pending or running"
-STALLED = "the operator would set Stalled=True on a final failure"
-RETIRED = (
-    "kstatus reads any Ready=False as in progress; a retired record is final, which only a Ready "
-    "that is True for retired versions would tell it"
-)
 
 EXPECTED: dict[str, Health] = {
-    # Before the operator's first reconcile there is no status: kstatus cannot tell.
-    "model-new": Health("Progressing", "Unknown", "Current", wanted="InProgress", gap=NO_STATUS),
-    "modelversion-new": Health(
-        "Progressing", "Unknown", "Current", wanted="InProgress", gap=NO_STATUS
-    ),
-    "trainingrun-new": Health(
-        "Progressing", "Unknown", "Current", wanted="InProgress", gap=NO_STATUS
-    ),
-    "driftpolicy-new": Health(
-        "Progressing", "Unknown", "Current", wanted="InProgress", gap=NO_STATUS
-    ),
+    # Before the operator's first reconcile: the CRDs default status.observedGeneration to 0.
+    "model-new": Health("Progressing", "InProgress", "InProgress"),
+    "modelversion-new": Health("Progressing", "InProgress", "InProgress"),
+    "trainingrun-new": Health("Progressing", "InProgress", "InProgress"),
+    "driftpolicy-new": Health("Progressing", "InProgress", "InProgress"),
     # Spec changed, not yet observed: everyone waits.
     "model-stale": Health("Progressing", "InProgress", "InProgress"),
-    # TrainingRun: Succeeded decides; kstatus knows only Ready, so it calls every run Current.
+    # TrainingRun: Reconciling while pending or running, Stalled when failed.
     "trainingrun-suspended": Health("Suspended", "Current", "Current"),
-    "trainingrun-running": Health(
-        "Progressing", "InProgress", "Current", wanted="InProgress", gap=RECONCILING
-    ),
+    "trainingrun-running": Health("Progressing", "InProgress", "InProgress"),
     "trainingrun-succeeded": Health("Healthy", "Current", "Current"),
-    "trainingrun-failed": Health("Degraded", "Failed", "Current", wanted="Failed", gap=STALLED),
-    # ModelVersion.
+    "trainingrun-failed": Health("Degraded", "Failed", "Failed"),
+    # ModelVersion: a retired version is a settled record; a failed rollout is Stalled.
     "modelversion-registered": Health("Healthy", "Current", "Current"),
     "modelversion-serving": Health("Healthy", "Current", "Current"),
-    "modelversion-rollout-failed": Health(
-        "Degraded", "Failed", "InProgress", wanted="Failed", gap=STALLED
-    ),
-    "modelversion-retired": Health(
-        "Healthy", "Current", "InProgress", wanted="Current", gap=RETIRED
-    ),
+    "modelversion-rollout-failed": Health("Degraded", "Failed", "Failed"),
+    "modelversion-retired": Health("Healthy", "Current", "Current"),
     # Model.
     "model-registry-only": Health("Healthy", "Current", "Current"),
     "model-no-version": Health("Progressing", "InProgress", "InProgress"),
     "model-version-not-found": Health("Progressing", "InProgress", "InProgress"),
     "model-rolling-out": Health("Progressing", "InProgress", "InProgress"),
     "model-serving": Health("Healthy", "Current", "Current"),
-    "model-rollout-failed": Health("Degraded", "Failed", "Current", wanted="Failed", gap=STALLED),
+    "model-rollout-failed": Health("Degraded", "Failed", "Failed"),
     # DriftPolicy: its own health (can it evaluate?), not the model's.
     "driftpolicy-not-ready": Health("Degraded", "InProgress", "InProgress"),
 }
@@ -248,18 +221,6 @@ def test_flux(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_kstatus(name: str) -> None:
     assert kstatus(fixture(name))["status"] == EXPECTED[name].kstatus
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=health.gap))
-        for name, health in sorted(EXPECTED.items())
-        if health.wanted is not None
-    ],
-)
-def test_kstatus_says_what_we_want(name: str) -> None:
-    assert kstatus(fixture(name))["status"] == EXPECTED[name].wanted
 
 
 @pytest.mark.parametrize("name", sorted(n for n in EXPECTED if not n.endswith("-new")))

@@ -95,7 +95,9 @@ def build_crd(info: KindInfo) -> dict[str, Any]:
             # the root rules below report their errors at metadata.name.
             "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
             "spec": structural_schema(info.spec),
-            "status": structural_schema(info.status),
+            # Before the operator's first reconcile, observedGeneration 0 (< generation) tells
+            # kstatus-based tools (Flux) that the object is not reconciled yet.
+            "status": {**structural_schema(info.status), "default": {"observedGeneration": 0}},
         },
     }
     rules = ([info.name_rule.to_cel()] if info.name_rule else []) + list(info.root_validations)

@@ -354,3 +354,25 @@ class NameRule:
             len(name) > self.max_length or not re.fullmatch(self.pattern, name)
         ):
             raise ValueError(self.message)
+
+
+def kstatus_conditions(reconciling: str, stalled: str) -> tuple[ConditionDoc, ConditionDoc]:
+    """The two "abnormal-true" conditions of the kstatus convention (sigs.k8s.io/cli-utils),
+    which Flux and other GitOps tools read: ``Reconciling`` while the object moves towards its
+    spec, ``Stalled`` when it cannot get there without someone changing something."""
+    return (
+        ConditionDoc(
+            type="Reconciling",
+            summary="Whether modelops is still working towards the spec (kstatus convention).",
+            true=reconciling,
+            false="Nothing is in progress.",
+            unknown="Not determined yet.",
+        ),
+        ConditionDoc(
+            type="Stalled",
+            summary="Whether the spec cannot be reached without a change (kstatus convention).",
+            true=stalled,
+            false="Nothing is stuck.",
+            unknown="Not determined yet.",
+        ),
+    )

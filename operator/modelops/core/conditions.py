@@ -68,3 +68,28 @@ def is_condition_true(conditions: Sequence[Condition], condition_type: str) -> b
     """
     condition = find_condition(conditions, condition_type)
     return condition is not None and condition.status is ConditionStatus.TRUE
+
+
+def set_kstatus(
+    conditions: Sequence[Condition],
+    *,
+    reconciling: tuple[str, str] | None,
+    stalled: tuple[str, str] | None,
+    observed_generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """Set the kstatus conditions ``Reconciling`` and ``Stalled`` (read by Flux and other
+    kstatus-based tools): True with the given (reason, message), or False when None."""
+    out = list(conditions)
+    for condition_type, value in (("Reconciling", reconciling), ("Stalled", stalled)):
+        reason, message = value or ("AsExpected", "")
+        out = set_condition(
+            out,
+            condition_type,
+            ConditionStatus.TRUE if value else ConditionStatus.FALSE,
+            reason=reason,
+            message=message,
+            observed_generation=observed_generation,
+            now=now,
+        )
+    return out

@@ -48,6 +48,9 @@ PROGRESS_REQUEUE = 5.0
 """While a rollout is under way, look again this often (pod restarts do not touch the
 Deployment, so not every change arrives as an event)."""
 RETIRE_JOB_TTL = 3600
+STALLED_REASONS = frozenset({"RolloutFailed", "VersionRetired", "UnsupportedArtifact"})
+"""Problems only a change of the spec (or of the version) resolves: kstatus ``Stalled``. A pin
+of a version not registered yet is not among them: registering it resolves it."""
 
 VersionPhase = api.ModelVersionPhase
 _TRUE, _FALSE, _UNKNOWN = (
@@ -457,7 +460,8 @@ def _version_status(
         status.phase = VersionPhase.RETIRED
         status.retired_at = now
         status.retired_reason = retired_reason
-        ready = (_FALSE, "Retired", f"retired: {retired_reason}")
+        # Final and settled: a record GitOps tools should see as healthy, never as pending.
+        ready = (_TRUE, "Retired", f"retired: {retired_reason}")
     elif version == rollout.production:
         if status.phase is not VersionPhase.SERVING:
             status.served_since = now
@@ -482,6 +486,10 @@ def _version_status(
         message=ready[2],
         observed_generation=gen,
         now=now,
+    )
+    stalled = (ready[1], ready[2]) if ready[1] == "RolloutFailed" else None
+    status.conditions = conditions.set_kstatus(
+        status.conditions, reconciling=None, stalled=stalled, observed_generation=gen, now=now
     )
     status.observed_generation = gen
     if mv.spec.metrics:
@@ -538,7 +546,11 @@ def _conditions(
         put("Degraded", _TRUE, "Unavailable", f"version {prod} is not fully available")
     else:
         put("Degraded", _FALSE, "AsExpected", "nothing needs attention")
-    return conds
+    stuck = rollout.problem if rollout.problem and rollout.problem[0] in STALLED_REASONS else None
+    progressing = ("RollingOut", rollout.progressing) if rollout.progressing else None
+    return conditions.set_kstatus(
+        conds, reconciling=progressing, stalled=stuck, observed_generation=gen, now=now
+    )
 
 
 # -- child objects -----------------------------------------------------------------------

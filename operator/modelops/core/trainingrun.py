@@ -435,6 +435,13 @@ def _finish(
         observed_generation=gen,
         now=now,
     )
+    status.conditions = conditions.set_kstatus(
+        status.conditions,
+        reconciling=None,
+        stalled=None if ok else (reason, message),
+        observed_generation=gen,
+        now=now,
+    )
     status.observed_generation = gen
     event = (
         EventSpec("Normal", "Succeeded", outcome.message)
@@ -478,6 +485,14 @@ def _progress(
         _TRUE if phase is Phase.RUNNING else _FALSE,
         reason=reason,
         message=message,
+        observed_generation=gen,
+        now=now,
+    )
+    active = phase in (Phase.PENDING, Phase.RUNNING)
+    status.conditions = conditions.set_kstatus(
+        status.conditions,
+        reconciling=(reason, message) if active else None,
+        stalled=None,
         observed_generation=gen,
         now=now,
     )

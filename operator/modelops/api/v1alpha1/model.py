@@ -26,6 +26,7 @@ from modelops.api.meta import (
     ObjectStatus,
     VersionName,
     cel,
+    kstatus_conditions,
     list_map,
     unique_by,
     validations,
@@ -333,6 +334,11 @@ MODEL_CONDITIONS = (
         "production version lost available replicas.",
         false="The last rollout succeeded and the production version is fully available.",
         unknown="Not determined yet.",
+    ),
+    *kstatus_conditions(
+        reconciling="A rollout is under way (the same as Progressing).",
+        stalled="The selected version cannot be served until the spec or the version changes: "
+        "its rollout failed, it is retired, or its artifact cannot be served.",
     ),
 )
 

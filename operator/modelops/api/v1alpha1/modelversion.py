@@ -18,6 +18,7 @@ from modelops.api.meta import (
     Uri,
     VersionName,
     cel,
+    kstatus_conditions,
     validations,
 )
 from modelops.api.v1alpha1.common import Artifact, CodeReference, DatasetReference
@@ -136,12 +137,16 @@ class ModelVersionStatus(ObjectStatus):
 MODELVERSION_CONDITIONS = (
     ConditionDoc(
         type="Ready",
-        summary="Whether the version is usable and, while served, available.",
-        true="The version's Model exists and, while the version is served (Canary or Serving), "
-        "all its serving replicas are available with the artifact digest verified.",
-        false="The Model does not exist, the rollout failed (for example the artifact digest "
-        "did not match), or the version is Retired.",
-        unknown="A rollout of the version is in progress, or it has not been reconciled yet.",
+        summary="Whether the version is a settled record that can be (or is) served.",
+        true="The version is registered and, when served, serves (reason Registered, Canary, "
+        "Serving); a retired version is a final record and is Ready with reason Retired.",
+        false="The version's rollout failed (reason RolloutFailed, for example the artifact "
+        "digest did not match): automatic promotion never picks it again.",
+        unknown="Its Model has not reconciled it yet.",
+    ),
+    *kstatus_conditions(
+        reconciling="Never set on a version: its rollout is reported on the Model.",
+        stalled="The version's rollout failed; it stays registered as a record.",
     ),
 )
 

@@ -29,6 +29,7 @@ from modelops.api.meta import (
     Uri,
     VersionName,
     cel,
+    kstatus_conditions,
     list_map,
     unique_by,
     validations,
@@ -287,6 +288,10 @@ TRAININGRUN_CONDITIONS = (
         true="The Job's training pod is running.",
         false="No training pod is running: the run is pending, suspended or finished.",
         unknown="The Job's state could not be observed.",
+    ),
+    *kstatus_conditions(
+        reconciling="The run is pending or running.",
+        stalled="The run failed: a finished run is never retried; create a new TrainingRun.",
     ),
 )
 
