@@ -218,10 +218,21 @@ def up(state: Path) -> int:
         300,
     )
     demo.show("get", "models", "-n", NS)
-    demo.show("get", "deployments,pods", "-n", NS, "-l", "modelops.dev/model=iris", "-o", "wide")
+    demo.show(
+        "get",
+        "deployments,pods",
+        "-n",
+        NS,
+        "-l",
+        "app.kubernetes.io/component=model-server",
+        "-o",
+        "wide",
+    )
 
     rows = read_rows(datasets.path("iris.csv"), FEATURES)
-    pods = lambda: ready_pod_ips(cluster.kubectl, NS, "iris")  # noqa: E731
+
+    def pods() -> list[str]:
+        return ready_pod_ips(cluster.kubectl, NS, "iris")
 
     def targets_for(ips: list[str]) -> None:
         monitoring.write_targets(targets, [f"{ip}:8080" for ip in ips])
