@@ -262,7 +262,13 @@ def up(state: Path) -> int:
     )
     demo.show("get", "driftpolicies", "-n", NS)
     demo.show("get", "events", "-n", NS, "--field-selector", "involvedObject.kind=DriftPolicy")
-    demo.say("What Prometheus sees (modelops_drift_dataset_drift):")
+    demo.say("What Prometheus scrapes from the operator:")
+    for sample in mon.query("modelops_drift_feature_score"):
+        labels = sample["metric"]
+        demo.say(
+            f"  modelops_drift_feature_score{{feature={labels.get('feature')!r}, "
+            f"method={labels.get('method')!r}}} = {float(sample['value'][1]):.3f}"
+        )
     demo.wait(
         "Prometheus to fire ModelDriftDetected and Alertmanager to list it",
         lambda: bool(mon.alerts("ModelDriftDetected")),
