@@ -47,6 +47,8 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts.
 
 -include hack/generate.mk
 -include hack/install.mk
+-include benchmarks/serving/bench.mk
+-include benchmarks/drift/bench.mk
 
 ##@ Tests
 
