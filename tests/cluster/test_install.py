@@ -10,10 +10,14 @@ Two installs, one after the other, each uninstalled before the next:
 Each time the operator pod is scheduled on the local-runner node (values / patches add the
 nodeSelector; the image is ignored there and ``python`` is the project's interpreter), in a
 namespace that enforces Pod Security "restricted", and talks to the API server with its
-ServiceAccount's projected token — in-cluster config, nothing else. A TrainingRun trains, its
-ModelVersion is registered, and a Model pinning it serves, all done by that pod; the audit log
-shows the writes were made as the ServiceAccount, and ``kubectl auth can-i --list`` shows what
-it may do: no wildcard, no Secrets.
+ServiceAccount's projected token — in-cluster config, nothing else. The kustomize install runs
+the short lifecycle: a TrainingRun trains, its ModelVersion is registered, and a Model pinning
+it serves. The Helm install runs the whole one: train → serve (promoted by a gate) → drift
+(shifted traffic from ``harness.traffic`` to the serving pods, judged by a DriftPolicy) →
+retrain (one TrainingRun from the Model's ``spec.training``) → the new version serves → the
+first one retires (``retention.keepLast: 0``). All of it is done by that pod; the audit log
+shows the writes were made as the ServiceAccount, none refused, and ``kubectl auth can-i
+--list`` shows what it may do: no wildcard, no Secrets.
 
 The local runner shares the host's network, so the operator's ports are free ports here (the
 defaults, 8080/8081, could collide with model servers of other tests, which listen on their pod
@@ -27,8 +31,9 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +41,9 @@ import pytest
 import yaml
 
 from harness.cluster import REPO, LocalCluster, free_port
+from harness.traffic import Traffic, read_rows, ready_pod_ips
 from modelops import datasets
-from tests.cluster.kube import apply, get, has_condition, wait_for
+from tests.cluster.kube import apply, condition, get, has_condition, training_run, wait_for
 from tests.unit.test_helm import CHART, tool
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
@@ -45,9 +51,14 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 SYSTEM_NS = "modelops-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:modelops"
 RUNNER = {"type": "local-runner"}
-SCHEMA = json.loads(datasets.path("iris.schema.json").read_text())
+POLICY = "iris-drift"
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+SHIFTED = "petal_length"
 
 Obj = dict[str, Any]
+
+TRAINING: Obj = {k: v for k, v in training_run("iris-1")["spec"].items() if k != "modelRef"}
+"""The Model's ``spec.training``: what TrainingRun ``iris-1`` runs, and what a retrain runs."""
 
 
 def helm(cluster: LocalCluster, *args: str, timeout: float = 300) -> str:
@@ -111,30 +122,29 @@ def workload(cluster: LocalCluster, ns: str) -> None:
     cluster.kubectl("wait", "-n", ns, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
 
 
-def lifecycle(cluster: LocalCluster, ns: str) -> None:
-    """TrainingRun → ModelVersion → Model pinning it → a ready server, done by the operator."""
+def poll(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    """Call ``check`` until it returns something truthy; fail naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"[:3000])
+
+
+def train_first_version(cluster: LocalCluster, ns: str, model_spec: Obj) -> None:
+    """Model ``iris`` with ``model_spec``, and TrainingRun ``iris-1`` trained: version 1."""
     apply(
         cluster,
         {
             "apiVersion": "modelops.dev/v1alpha1",
             "kind": "Model",
             "metadata": {"name": "iris"},
-            "spec": {"serving": {"replicas": 1}},
+            "spec": model_spec,
         },
-        {
-            "apiVersion": "modelops.dev/v1alpha1",
-            "kind": "TrainingRun",
-            "metadata": {"name": "iris-1"},
-            "spec": {
-                "modelRef": {"name": "iris"},
-                "image": "ghcr.io/modelops/trainer:0.1.0",
-                "command": ["python", "-m", "modelops.runtimes.trainer"],
-                "nodeSelector": RUNNER,
-                "dataset": {"uri": "pvc://datasets/iris.csv", "schema": SCHEMA},
-                "output": {"pvc": {"claimName": "models"}},
-                "activeDeadlineSeconds": 300,
-            },
-        },
+        training_run("iris-1"),
         namespace=ns,
     )
     wait_for(
@@ -145,6 +155,48 @@ def lifecycle(cluster: LocalCluster, ns: str) -> None:
         what=f"TrainingRun {ns}/iris-1 to succeed",
     )
     wait_for(cluster, ["modelversion", "iris-1", "-n", ns], has_condition("Ready"), timeout=60)
+
+
+def assert_serves(cluster: LocalCluster, ns: str, version: str) -> None:
+    """A ready pod of ``version`` answers the readiness endpoint on its own address.
+
+    Polled: a promotion changes the pod template's role label, so the promoted version's pod
+    may still be replaced when the Model reports the promotion.
+    """
+
+    def ready() -> bool:
+        pods = json.loads(
+            cluster.kubectl(
+                "get",
+                "pods",
+                "-n",
+                ns,
+                "-l",
+                f"modelops.dev/model=iris,modelops.dev/version={version}",
+                "-o",
+                "json",
+            ).stdout
+        )["items"]
+        for pod in pods:
+            if pod["metadata"].get("deletionTimestamp") or not any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in pod.get("status", {}).get("conditions", [])
+            ):
+                continue
+            url = f"http://{pod['status']['podIP']}:8080/v2/health/ready"
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                continue
+        return False
+
+    poll(f"a ready pod of version {version} to answer", ready, timeout=60)
+
+
+def lifecycle(cluster: LocalCluster, ns: str) -> None:
+    """TrainingRun → ModelVersion → Model pinning it → a ready server, done by the operator."""
+    train_first_version(cluster, ns, {"serving": {"replicas": 1}})
     cluster.kubectl(
         "patch",
         "model",
@@ -162,23 +214,178 @@ def lifecycle(cluster: LocalCluster, ns: str) -> None:
         timeout=180,
         what=f"Model {ns}/iris to serve version 1",
     )
-    pods = json.loads(
+    assert_serves(cluster, ns, "1")
+
+
+def drift_detected(obj: Obj) -> bool:
+    c = condition(obj, "DriftDetected")
+    return c is not None and c["status"] == "True"
+
+
+def retrain_runs(cluster: LocalCluster, ns: str) -> list[Obj]:
+    runs = get(cluster, "trainingruns", "-n", ns, "-l", f"modelops.dev/driftpolicy={POLICY}")
+    return list((runs or {}).get("items", []))
+
+
+def drift_lifecycle(cluster: LocalCluster, ns: str) -> None:
+    """train → serve → drift → retrain → retire, every step done by the operator.
+
+    Version 1 serves by the gate (promotion Automatic); traffic with a shifted petal length
+    makes the DriftPolicy detect drift and retrain from ``spec.training``; the new version
+    passes the gate and takes over, and ``keepLast: 0`` retires version 1 once it no longer
+    serves. The shifted traffic keeps coming, so the policy detects drift on the new version
+    too, and the cooldown holds: one retrain, no second.
+    """
+    train_first_version(
+        cluster,
+        ns,
+        {
+            "training": TRAINING,
+            "serving": {
+                "promotion": "Automatic",
+                "gates": [{"metric": "accuracy", "min": 0.85}],
+                "replicas": 1,
+            },
+            "retention": {"keepLast": 0},
+        },
+    )
+    wait_for(
+        cluster,
+        ["model", "iris", "-n", ns],
+        lambda m: has_condition("Ready")(m) and m["status"].get("productionVersion") == "1",
+        timeout=180,
+        what=f"Model {ns}/iris to promote version 1 by its gate",
+    )
+    assert_serves(cluster, ns, "1")
+
+    traffic = Traffic(
+        "iris",
+        read_rows(datasets.path("iris.csv"), list(FEATURES)),
+        pods=lambda: ready_pod_ips(cluster.kubectl, ns, "iris"),
+        shift={SHIFTED: 3.0},  # far beyond any petal length in the training data
+        pause=0.5,  # ~40 predictions a second is plenty for minSamples: 100 a minute
+    )
+    traffic.start()
+    try:
+        apply(
+            cluster,
+            {
+                "apiVersion": "modelops.dev/v1alpha1",
+                "kind": "DriftPolicy",
+                "metadata": {"name": POLICY},
+                "spec": {
+                    "modelRef": {"name": "iris"},
+                    "interval": "10s",
+                    "window": "1m",
+                    "consecutiveWindows": 2,
+                    "minSamples": 100,
+                    # One drifted feature of four is dataset drift here.
+                    "datasetDriftShare": 0.25,
+                    "actions": {"retrain": {"cooldown": "1h", "maxConcurrent": 1}},
+                },
+            },
+            namespace=ns,
+        )
+        policy = wait_for(
+            cluster,
+            ["driftpolicy", POLICY, "-n", ns],
+            drift_detected,
+            timeout=180,
+            what=f"DriftPolicy {ns}/{POLICY} to detect drift",
+        )
+        assert policy["status"]["datasetDrift"] is True, policy["status"]
+        assert policy["status"]["topFeatures"][0]["name"] == SHIFTED, policy["status"]
+        (run,) = poll("the retrain TrainingRun", lambda: retrain_runs(cluster, ns), timeout=60)
+        name = run["metadata"]["name"]
+        assert name.startswith("iris-retrain-"), name
+        trigger = run["spec"]["trigger"]
+        assert trigger["driftPolicy"] == POLICY
+        assert trigger["evidence"]["version"] == "1"
+        assert SHIFTED in trigger["evidence"]["driftedFeatures"].split(",")
+        run = wait_for(
+            cluster,
+            ["trainingrun", name, "-n", ns],
+            has_condition("Succeeded"),
+            timeout=240,
+            what=f"retrain TrainingRun {ns}/{name} to succeed",
+        )
+        mv_name = run["status"]["modelVersion"]
+        new_version = mv_name.removeprefix("iris-")
+        assert new_version != "1"
+        wait_for(cluster, ["modelversion", mv_name, "-n", ns], has_condition("Ready"), timeout=60)
+        wait_for(
+            cluster,
+            ["model", "iris", "-n", ns],
+            lambda m: (
+                has_condition("Ready")(m) and m["status"].get("productionVersion") == new_version
+            ),
+            timeout=240,
+            what=f"Model {ns}/iris to promote {new_version}",
+        )
+        assert_serves(cluster, ns, new_version)
+        # Retired: the record says so (phase and label), nothing serves it any more, and its
+        # artifact directory is marked by the retire Job.
+        old = wait_for(
+            cluster,
+            ["modelversion", "iris-1", "-n", ns],
+            lambda mv: (
+                mv.get("status", {}).get("phase") == "Retired"
+                and mv["metadata"].get("labels", {}).get("modelops.dev/retired") == "true"
+            ),
+            timeout=60,
+            what=f"ModelVersion {ns}/iris-1 to retire",
+        )
+        assert "keepLast=0" in old["status"]["retiredReason"], old["status"]
+        poll(
+            "the Deployment and Service of version 1 to go",
+            lambda: (
+                get(cluster, "deployment", "iris-1", "-n", ns) is None
+                and get(cluster, "service", "iris-1", "-n", ns) is None
+            ),
+            timeout=60,
+        )
         cluster.kubectl(
-            "get",
-            "pods",
+            "wait",
             "-n",
             ns,
-            "-l",
-            "modelops.dev/model=iris,modelops.dev/version=1",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
-    assert pods
-    with urllib.request.urlopen(
-        f"http://{pods[0]['status']['podIP']}:8080/v2/health/ready", timeout=10
-    ) as r:
-        assert r.status == 200
+            "--for=condition=Complete",
+            "job/retire-iris-1",
+            "--timeout=120s",
+            timeout=150,
+        )
+        # The policy now watches the new version and finds the same shifted inputs: drift
+        # again, but the cooldown holds — still one retrain.
+        wait_for(
+            cluster,
+            ["driftpolicy", POLICY, "-n", ns],
+            lambda p: p["status"].get("version") == new_version and drift_detected(p),
+            timeout=180,
+            what=f"DriftPolicy {ns}/{POLICY} to detect drift on {new_version}",
+        )
+        assert [r["metadata"]["name"] for r in retrain_runs(cluster, ns)] == [name]
+        # Events are recorded after the status write: poll.
+        poll(
+            "a RetrainSkipped Event naming the cooldown",
+            lambda: [
+                e["message"]
+                for e in (
+                    get(
+                        cluster,
+                        "events",
+                        "-n",
+                        ns,
+                        "--field-selector",
+                        f"involvedObject.name={POLICY},reason=RetrainSkipped",
+                    )
+                    or {}
+                ).get("items", [])
+                if "cooldown 1h" in e["message"]
+            ],
+            timeout=30,
+        )
+        assert traffic.sent > 0
+    finally:
+        traffic.stop()
 
 
 def operator_pod(cluster: LocalCluster) -> Obj:
@@ -199,7 +406,8 @@ def operator_pod(cluster: LocalCluster) -> Obj:
     return running[0]  # type: ignore[no-any-return]
 
 
-def assert_runs_in_cluster(cluster: LocalCluster) -> None:
+def assert_runs_in_cluster(cluster: LocalCluster) -> Obj:
+    """The operator pod, checked to run on the local runner as its ServiceAccount."""
     pod = operator_pod(cluster)
     assert pod["spec"]["nodeName"] == "local-0"
     assert pod["spec"]["serviceAccountName"] == "modelops"
@@ -210,6 +418,7 @@ def assert_runs_in_cluster(cluster: LocalCluster) -> None:
         "projected" in v and any("serviceAccountToken" in s for s in v["projected"]["sources"])
         for v in volumes.values()
     )
+    return pod
 
 
 def writes_by_operator(cluster: LocalCluster, ns: str) -> list[Obj]:
@@ -224,20 +433,39 @@ def writes_by_operator(cluster: LocalCluster, ns: str) -> list[Obj]:
     return events
 
 
-def assert_acted_as_its_service_account(cluster: LocalCluster, ns: str) -> None:
+Write = tuple[str, str, str | None]
+"""(verb, resource, subresource) of an audited request."""
+
+LIFECYCLE_WRITES: set[Write] = {
+    ("patch", "jobs", None),  # the training Job (server-side apply)
+    ("create", "modelversions", None),
+    ("patch", "trainingruns", "status"),
+    ("patch", "deployments", None),
+    ("patch", "models", "status"),
+}
+DRIFT_WRITES: set[Write] = LIFECYCLE_WRITES | {
+    ("patch", "services", None),
+    ("patch", "modelversions", "status"),
+    ("create", "events", None),
+    ("patch", "driftpolicies", "status"),
+    ("create", "trainingruns", None),  # the retrain
+    ("patch", "modelversions", None),  # the retired label
+    ("delete", "deployments", None),  # version 1 stops serving
+    ("delete", "services", None),
+}
+"""What the drift lifecycle writes on top (the retire Job is a Job patch like the training one)."""
+
+
+def assert_acted_as_its_service_account(
+    cluster: LocalCluster, ns: str, expected: set[Write]
+) -> None:
     events = writes_by_operator(cluster, ns)
     assert events, f"no write by the operator in {ns}"
     assert {e["user"]["username"] for e in events} == {SA}
     done = {
         (e["verb"], e["objectRef"]["resource"], e["objectRef"].get("subresource")) for e in events
     }
-    assert {
-        ("patch", "jobs", None),
-        ("create", "modelversions", None),
-        ("patch", "trainingruns", "status"),
-        ("patch", "deployments", None),
-        ("patch", "models", "status"),
-    } <= done
+    assert expected <= done, sorted(expected - done, key=str)
     denied = [e for e in events if e["responseStatus"]["code"] == 403]
     assert not denied, denied
     # Reads are not audited: an RBAC denial of one would show in the operator's log (kopf's
@@ -315,9 +543,13 @@ def test_helm_install_namespaced(
         "180s",
     )
     try:
-        assert_runs_in_cluster(cluster)
-        lifecycle(cluster, ns)
-        assert_acted_as_its_service_account(cluster, ns)
+        started = assert_runs_in_cluster(cluster)
+        drift_lifecycle(cluster, ns)
+        assert_acted_as_its_service_account(cluster, ns, DRIFT_WRITES)
+        # The same pod did it all: no restart (a crash would hide behind a new pod's log).
+        pod = operator_pod(cluster)
+        assert pod["metadata"]["uid"] == started["metadata"]["uid"]
+        assert all(c["restartCount"] == 0 for c in pod["status"]["containerStatuses"])
         inside = permissions(cluster, ns)
         assert_least_privilege(inside)
         assert inside.keys() >= MODELOPS_RESOURCES
@@ -326,6 +558,9 @@ def test_helm_install_namespaced(
         assert not MODELOPS_RESOURCES & outside.keys()
         assert "events" not in outside
     finally:
+        # Shown when the test fails: what the operator pod said.
+        log = cluster.kubectl("logs", "-n", SYSTEM_NS, "deployment/modelops", check=False)
+        print(f"--- operator log (tail)\n{log.stdout[-12000:]}{log.stderr}")
         helm(cluster, "uninstall", "modelops", "-n", SYSTEM_NS, "--wait", "--timeout", "120s")
     # Uninstalled cleanly: the operator and its permissions are gone, the data is not.
     assert get(cluster, "deployment", "modelops", "-n", SYSTEM_NS) is None
@@ -393,7 +628,7 @@ def test_kustomize_install_cluster_wide(
         )
         assert_runs_in_cluster(cluster)
         lifecycle(cluster, ns)
-        assert_acted_as_its_service_account(cluster, ns)
+        assert_acted_as_its_service_account(cluster, ns, LIFECYCLE_WRITES)
         for where in (ns, "default"):
             table = permissions(cluster, where)
             assert_least_privilege(table)
