@@ -253,7 +253,9 @@ def test_new_version_starts_as_canary_with_its_share_of_replicas() -> None:
     assert version_phases(plan) == {"iris-v1": "Serving", "iris-v2": "Canary"}
     assert [e.reason for e in plan.events] == ["CanaryStarted"]
     canary_pods = next(o for o in plan.apply if o["metadata"]["name"] == "iris-v2")
-    assert canary_pods["spec"]["template"]["metadata"]["labels"]["modelops.dev/role"] == "canary"
+    assert canary_pods["metadata"]["labels"]["modelops.dev/role"] == "canary"
+    # Not on the pods: promoting the canary must not replace its pods.
+    assert "modelops.dev/role" not in canary_pods["spec"]["template"]["metadata"]["labels"]
 
 
 def test_canary_waits_for_min_ready_then_is_promoted() -> None:

@@ -564,8 +564,10 @@ def build_deployment(
     location = builders.parse_pvc_uri(mv.spec.artifact.uri)
     assert location is not None  # _unsupported() keeps other URIs out of rollouts
     selector = _version_selector(name, version)
+    # The role (production, canary) labels the Deployment, not its pods: a label in the pod
+    # template would replace every pod of a canary at the moment it is promoted.
     pod_labels = {
-        **builders.child_labels(name, version=version, role=role),
+        **builders.child_labels(name, version=version),
         "app.kubernetes.io/component": COMPONENT,
     }
     env: list[Obj] = [
@@ -613,7 +615,7 @@ def build_deployment(
             "name": naming.serving_name(name, version),
             "namespace": model.metadata.namespace,
             "labels": {
-                **builders.child_labels(name, version=version),
+                **builders.child_labels(name, version=version, role=role),
                 "app.kubernetes.io/component": COMPONENT,
             },
             "ownerReferences": [builders.owner_reference(model)],
