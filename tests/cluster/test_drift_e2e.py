@@ -14,7 +14,6 @@ failure says where the loop broke.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +32,8 @@ from tests.cluster.kube import (
     condition,
     get,
     has_condition,
-    install_crds,
+    prepare_namespace,
+    training_run,
     wait_for,
 )
 
@@ -47,17 +47,11 @@ pytestmark = [
 NS = "drift-e2e"
 POLICY = "iris-drift"
 PROM_POLICY = "iris-drift-prom"
-RUNNER = {"nodeSelector": {"type": "local-runner"}}
-SCHEMA = json.loads(datasets.path("iris.schema.json").read_text())
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 SHIFTED = "petal_length"
+# The Model's retraining template: the first run's spec without the model reference.
 TEMPLATE: dict[str, Any] = {
-    "image": "ghcr.io/modelops/trainer:0.1.0",
-    "command": ["python", "-m", "modelops.runtimes.trainer"],
-    **RUNNER,
-    "dataset": {"uri": "pvc://datasets/iris.csv", "schema": SCHEMA},
-    "output": {"pvc": {"claimName": "models"}},
-    "activeDeadlineSeconds": 300,
+    k: v for k, v in training_run("template")["spec"].items() if k != "modelRef"
 }
 POLICY_SPEC: dict[str, Any] = {
     "modelRef": {"name": "iris"},
@@ -100,56 +94,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("drift-e2e")
-    install_crds(cluster)
-    cluster.kubectl("create", "namespace", NS)
-    apply(
-        cluster,
-        *[
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": claim},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "1Gi"}},
-                },
-            }
-            for claim in ("datasets", "models")
-        ],
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": "load-iris"},
-            "spec": {
-                "backoffLimit": 0,
-                "template": {
-                    "spec": {
-                        **RUNNER,
-                        "restartPolicy": "Never",
-                        "containers": [
-                            {
-                                "name": "load",
-                                "image": "ghcr.io/modelops/trainer:0.1.0",
-                                "command": [
-                                    "python",
-                                    "-m",
-                                    "modelops.datasets",
-                                    "iris.csv",
-                                    "/data/iris.csv",
-                                ],
-                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}
-                        ],
-                    }
-                },
-            },
-        },
-        namespace=NS,
-    )
-    cluster.kubectl("wait", "-n", NS, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
+    prepare_namespace(cluster, NS)
     run_dir = work / "run"
     run_dir.mkdir()
     targets = work / "model-servers.json"

@@ -28,79 +28,25 @@ import pytest
 import yaml
 
 from harness.cluster import LocalCluster
-from modelops import datasets
-from tests.cluster.kube import Operator, apply, condition, get, has_condition, install_crds
+from tests.cluster.kube import (
+    Operator,
+    apply,
+    condition,
+    get,
+    has_condition,
+    prepare_namespace,
+    training_run,
+)
 from tests.cluster.kube import wait_for as wait
 from tests.unit.test_argocd_health import EXPECTED, FIXTURES, argocd_health, kstatus
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 NS = "gitops"
-RUNNER = {"type": "local-runner"}
-SCHEMA = json.loads(datasets.path("iris.schema.json").read_text())
 DIGEST = "sha256:" + "0" * 64
 GITOPS_MANAGER = "argocd-controller"
 
 Obj = dict[str, Any]
-
-
-def pvc(name: str) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-
-
-def loader() -> Obj:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "load-iris"},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "nodeSelector": RUNNER,
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "load",
-                            "image": "ghcr.io/modelops/trainer:0.1.0",
-                            "command": [
-                                "python",
-                                "-m",
-                                "modelops.datasets",
-                                "iris.csv",
-                                "/data/iris.csv",
-                            ],
-                            "volumeMounts": [{"name": "d", "mountPath": "/data"}],
-                        }
-                    ],
-                    "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "datasets"}}],
-                }
-            },
-        },
-    }
-
-
-def training_run(name: str, **spec: Any) -> Obj:
-    return {
-        "apiVersion": "modelops.dev/v1alpha1",
-        "kind": "TrainingRun",
-        "metadata": {"name": name},
-        "spec": {
-            "modelRef": {"name": "iris"},
-            "image": "ghcr.io/modelops/trainer:0.1.0",
-            "command": ["python", "-m", "modelops.runtimes.trainer"],
-            "nodeSelector": RUNNER,
-            "dataset": {"uri": "pvc://datasets/iris.csv", "schema": SCHEMA},
-            "output": {"pvc": {"claimName": "models"}},
-            "activeDeadlineSeconds": 300,
-            **spec,
-        },
-    }
 
 
 def model(name: str, **spec: Any) -> Obj:
@@ -196,10 +142,7 @@ def phase(value: str) -> Callable[[Obj], bool]:
 
 @pytest.fixture(scope="module")
 def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    install_crds(cluster)
-    cluster.kubectl("create", "namespace", NS)
-    apply(cluster, pvc("datasets"), pvc("models"), loader(), namespace=NS)
-    cluster.kubectl("wait", "-n", NS, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
+    prepare_namespace(cluster, NS)
     op = Operator(cluster.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log", NS)
     try:
         yield op
