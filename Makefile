@@ -57,7 +57,7 @@ test: install tools ## Run every test: unit, and cluster tests on a local contro
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: install ## Run the unit tests only (no cluster, seconds).
+test-unit: install tools ## Run the unit tests only (no cluster; the helm, kstatus and promtool tests need `make tools`).
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 
 ##@ Local cluster
