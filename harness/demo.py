@@ -29,6 +29,7 @@ NS = "ml"
 SAMPLE = REPO / "manifests" / "samples" / "lifecycle.yaml"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SHIFT = {"petal_length": 3.0, "petal_width": 1.5}
+PATCH_MODEL = ("patch", "-n", NS, "model", "iris", "--type=merge", "-p")
 BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
 
@@ -288,16 +289,7 @@ def up(state: Path) -> int:
     demo.show("get", "models", "-n", NS)
 
     demo.step("Retirement: keep no old versions (a policy edit, as it would come from Git)")
-    demo.show(
-        "patch",
-        "-n",
-        NS,
-        "model",
-        "iris",
-        "--type=merge",
-        "-p",
-        '{"spec":{"retention":{"keepLast":0}}}',
-    )
+    demo.show(*PATCH_MODEL, '{"spec":{"retention":{"keepLast":0}}}')
     demo.wait(
         "version 1 to be retired",
         lambda: (
@@ -309,14 +301,7 @@ def up(state: Path) -> int:
     demo.show("get", "modelversions", "-n", NS, "-L", "modelops.dev/retired")
     demo.say("Pinning it again is refused at admission:")
     demo.show(
-        "patch",
-        "-n",
-        NS,
-        "model",
-        "iris",
-        "--type=merge",
-        "-p",
-        '{"spec":{"serving":{"promotion":"Manual","gates":null,"version":"1"}}}',
+        *PATCH_MODEL, '{"spec":{"serving":{"promotion":"Manual","gates":null,"version":"1"}}}'
     )
 
     demo.step("The story, as kubectl tells it")
