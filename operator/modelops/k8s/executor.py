@@ -28,6 +28,7 @@ def execute(
     once the writes they describe have succeeded.
     """
     writes = 0
+    owner = str(ObjectRef.of(regarding))  # "TrainingRun ml/iris-7", for the log lines
     for manifest in plan.apply:
         ref = ObjectRef.of(manifest)
         current = live.get(ref)
@@ -35,7 +36,8 @@ def execute(
             continue
         kube.apply(manifest)
         writes += 1
-        log.info("%s %s", "Updated" if current is not None else "Created", ref)
+        verb = "Updated" if current is not None else "Created"
+        log.info("%s %s %s for %s", verb, ref.kind, ref.name, owner)
     for manifest in plan.create:
         ref = ObjectRef.of(manifest)
         if ref in live:
@@ -43,11 +45,11 @@ def execute(
         _, created = kube.create(manifest)
         writes += int(created)
         if created:
-            log.info("Created %s", ref)
+            log.info("Created %s %s for %s", ref.kind, ref.name, owner)
     for ref in plan.delete:
         if kube.delete(ref):
             writes += 1
-            log.info("Deleted %s", ref)
+            log.info("Deleted %s %s for %s", ref.kind, ref.name, owner)
     for patch in plan.status:
         current = live.get(patch.target)
         live_status = (current or {}).get("status") or {}
