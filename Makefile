@@ -35,13 +35,13 @@ tools: ## Build (or reuse cached) Kubernetes, etcd, KWOK and Prometheus binaries
 
 .PHONY: fmt
 fmt: install ## Format the code.
-	$(VENV)/bin/ruff format operator harness tests
-	$(VENV)/bin/ruff check --fix operator harness tests
+	$(VENV)/bin/ruff format operator harness tests benchmarks
+	$(VENV)/bin/ruff check --fix operator harness tests benchmarks
 
 .PHONY: lint
 lint: install ## ruff, mypy --strict, import-linter layer contracts.
-	$(VENV)/bin/ruff check operator harness tests
-	$(VENV)/bin/ruff format --check operator harness tests
+	$(VENV)/bin/ruff check operator harness tests benchmarks
+	$(VENV)/bin/ruff format --check operator harness tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
