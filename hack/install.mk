@@ -32,7 +32,7 @@ manifests: ## Render manifests/default into dist/install.yaml (kubectl apply --s
 
 images: ## Build the operator, trainer and server images (needs $(CONTAINER_TOOL); none here).
 	@set -e; for i in operator trainer server; do \
-	  $(CONTAINER_TOOL) build -f images/$$i/Containerfile \
+	  $(CONTAINER_TOOL) build -f images/Containerfile --target $$i \
 	    --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$$(git rev-parse HEAD) \
 	    -t $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) . ; \
 	done
