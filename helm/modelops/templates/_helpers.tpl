@@ -128,10 +128,6 @@ ConfigMaps. kopf needs no list/watch on Namespaces or CRDs: its cluster scanning
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
-# Application: drift scrapes go to the ready endpoints of a version's Service.
-- apiGroups: ["discovery.k8s.io"]
-  resources: ["endpointslices"]
-  verbs: ["list"]
 # Application and framework: Events on the four kinds (kubectl describe); kopf posts errors too.
 - apiGroups: [""]
   resources: ["events"]

@@ -60,7 +60,6 @@ _KNOWN: Final = {
         Resource("v1", "Namespace", "namespaces", namespaced=False),
         Resource("apps/v1", "Deployment", "deployments"),
         Resource("batch/v1", "Job", "jobs"),
-        Resource("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
         Resource("modelops.dev/v1alpha1", "Model", "models"),
         Resource("modelops.dev/v1alpha1", "ModelVersion", "modelversions"),
         Resource("modelops.dev/v1alpha1", "TrainingRun", "trainingruns"),
