@@ -10,6 +10,7 @@ live in memory: an operator restart drops what was not yet delivered, and says s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -95,7 +96,8 @@ class Notifier:
     def close(self, timeout: float = 5.0) -> None:
         """Stop after the deliveries under way; report what is left undelivered."""
         self._stop.set()
-        self._queue.put(None)
+        with contextlib.suppress(queue.Full):  # a full queue: the thread sees the stop flag
+            self._queue.put(None, timeout=timeout)
         self._thread.join(timeout)
         left = self._queue.qsize()
         if left:
