@@ -195,7 +195,7 @@ class LocalCluster:
 
     def down(self) -> None:
         """Stop every process this cluster started, newest first: SIGTERM, then SIGKILL."""
-        pids = sorted(self.run_dir.glob("*.pid"), key=lambda p: p.stat().st_mtime, reverse=True)
+        pids = started_newest_first(self.run_dir)
         for pidfile in pids:
             with contextlib.suppress(ValueError, OSError):
                 _stop(int(pidfile.read_text()), pidfile.stem)
@@ -204,6 +204,8 @@ class LocalCluster:
             if proc is not None:  # collect the exit status of the children we started
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=1)
+        if not any(self.run_dir.glob("*.pid")):
+            (self.run_dir / "order").unlink(missing_ok=True)
 
     def alive(self) -> dict[str, int]:
         """PIDs of the recorded processes that still run, by component."""
@@ -266,9 +268,7 @@ class LocalCluster:
         )
         log.close()
         self._procs[name] = proc
-        (self.run_dir / f"{name}.pid").write_text(str(proc.pid))
-        # Pid files are ordered by mtime for a reverse-order stop; keep them strictly increasing.
-        time.sleep(0.01)
+        record_pid(self.run_dir, name, proc.pid)
         return proc.pid
 
     def _check_alive(self, name: str) -> None:
@@ -587,6 +587,24 @@ class LocalCluster:
             return want <= nodes
 
         wait_for(f"nodes {', '.join(sorted(want))} to be Ready", ready, max(timeout, 10))
+
+
+def record_pid(run_dir: Path, name: str, pid: int) -> None:
+    """Record a started process: ``<name>.pid``, and its place in the start order (``order``),
+    so that ``LocalCluster.down`` stops what started last first."""
+    (run_dir / f"{name}.pid").write_text(str(pid))
+    with (run_dir / "order").open("a") as order:
+        order.write(f"{name}\n")
+
+
+def started_newest_first(run_dir: Path) -> list[Path]:
+    """The pid files still present, the most recently started first."""
+    order_file = run_dir / "order"
+    names = order_file.read_text().split() if order_file.exists() else []
+    ranked = {name: i for i, name in enumerate(names)}
+    return sorted(
+        run_dir.glob("*.pid"), key=lambda p: ranked.get(p.stem, len(ranked)), reverse=True
+    )
 
 
 def _running(pid: int) -> bool:

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from harness.cluster import REPO, ClusterError, die_with_parent, free_port
+from harness.cluster import REPO, ClusterError, die_with_parent, free_port, record_pid
 
 RULES = REPO / "manifests" / "prometheus" / "modelops-rules.yaml"
 
@@ -194,7 +194,7 @@ def _spawn(
             start_new_session=True,
             preexec_fn=None if detached else die_with_parent,
         )
-    (run_dir / f"{name}.pid").write_text(str(proc.pid))
+    record_pid(run_dir, name, proc.pid)
     return proc
 
 
