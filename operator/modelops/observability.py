@@ -316,7 +316,8 @@ class OperatorMetrics:
             registry=reg,
             reconciles=Counter(
                 "modelops_reconciles",
-                "Reconciles by kind and result (success, error).",
+                "Reconciles by kind and result (success; error; conflict: a write met a newer "
+                "object, and the reconcile ran again from a fresh read).",
                 ["kind", "result"],
                 registry=reg,
             ),

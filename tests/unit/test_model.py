@@ -142,8 +142,22 @@ def observed(
     versions: list[api.ModelVersion],
     deployments: dict[str, Any] | None = None,
     pods: dict[str, list[Any]] | None = None,
+    services: list[str] = (),  # type: ignore[assignment]
 ) -> model_core.Observed:
-    return model_core.Observed(versions=versions, deployments=deployments or {}, pods=pods or {})
+    return model_core.Observed(
+        versions=versions,
+        deployments=deployments or {},
+        pods=pods or {},
+        services={name: service(name) for name in services},
+    )
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "ml", "ownerReferences": [{"uid": "model-uid"}]},
+    }
 
 
 def model_status(plan: Plan) -> dict[str, Any]:
@@ -366,9 +380,113 @@ def test_max_age_retires_old_versions() -> None:
 def test_no_serving_is_a_registry_and_removes_serving_objects() -> None:
     plan = model_core.reconcile(
         make_model(None),
-        observed([mv("v1")], {"v1": deployment("v1", 1, available_for=5)}),
+        observed(
+            [mv("v1")],
+            {"v1": deployment("v1", 1, available_for=5)},
+            services=["iris-v1", "iris"],
+        ),
         now=NOW,
     )
     assert deployments_of(plan) == {}
-    assert {r.kind for r in plan.delete} == {"Deployment", "Service"}
+    # Regression (issue 11.10): the stable Service used to stay behind.
+    assert {(r.kind, r.name) for r in plan.delete} == {
+        ("Deployment", "iris-v1"),
+        ("Service", "iris-v1"),
+        ("Service", "iris"),
+    }
     assert cond(model_status(plan), "Ready")["reason"] == "RegistryOnly"
+
+
+PINNED = {"version": "v2", "replicas": 1}
+
+
+def _rolled_back(generation: int, *later: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "productionVersion": "v1",
+        "history": [
+            {
+                "time": "2026-11-28T11:00:00Z",
+                "kind": "RolledBack",
+                "from": "v2",
+                "to": "v1",
+                "reason": "crash loop",
+                "generation": generation,
+            },
+            *later,
+        ],
+    }
+
+
+def _pinned_model(generation: int, status: dict[str, Any]) -> api.Model:
+    model = make_model(PINNED, status)
+    model.metadata.generation = generation
+    return model
+
+
+def test_a_rolled_back_pin_is_retried_after_an_edit_only() -> None:
+    """Regression (issue 11.1): the retry rule looked at the last history entry only and
+    ignored the generation — an edit never retried, and an unrelated later entry (a
+    retirement) made the operator deploy the failed version again."""
+    versions = [mv("v1", 5, phase="Serving"), mv("v2", 1, failed=True), mv("v0", 9)]
+    serving_v1 = {"v1": deployment("v1", 1, available_for=900)}
+    retired = {
+        "time": "2026-11-28T11:30:00Z",
+        "kind": "Retired",
+        "from": "v0",
+        "to": "v1",
+        "reason": "retention",
+        "generation": 2,
+    }
+    same_gen = model_core.reconcile(
+        _pinned_model(2, _rolled_back(2, retired)), observed(versions, serving_v1), now=NOW
+    )
+    assert deployments_of(same_gen) == {"iris-v1": 1}
+    assert cond(model_status(same_gen), "Degraded")["reason"] == "RolloutFailed"
+
+    edited = model_core.reconcile(
+        _pinned_model(3, _rolled_back(2, retired)), observed(versions, serving_v1), now=NOW
+    )
+    assert set(deployments_of(edited)) == {"iris-v1", "iris-v2"}  # the pin rolls out again
+
+
+def test_the_rollback_records_the_generation_it_happened_at() -> None:
+    model = make_model(CANARY, {"productionVersion": "v1", "canaryVersion": "v2"})
+    versions = [mv("v1", 5, phase="Serving"), mv("v2", 1, phase="Canary")]
+    deps = {
+        "v1": deployment("v1", 3, available_for=900),
+        "v2": deployment("v2", 1, deadline_exceeded=True),
+    }
+    plan = model_core.reconcile(model, observed(versions, deps), now=NOW)
+    assert model_status(plan)["history"][-1]["generation"] == 2
+
+
+def test_a_failed_first_rollout_is_announced_once() -> None:
+    """Regression (issue 11.7): a failed pinned first rollout posted a new RolloutFailed
+    Warning on every reconcile."""
+    model = make_model({"version": "v1"}, {})
+    obs = observed([mv("v1")], {"v1": deployment("v1", 1)}, {"v1": [crashing_pod("v1")]})
+    first = model_core.reconcile(model, obs, now=NOW)
+    assert [e.reason for e in first.events] == ["RolloutFailed"]
+    again = model_core.reconcile(make_model({"version": "v1"}, model_status(first)), obs, now=NOW)
+    assert again.events == ()
+
+
+def test_a_retried_retirement_appends_no_second_history_entry() -> None:
+    """Regression (issue 11.12): when the version's own write failed after the Model's status
+    (with the Retired entry) was written, every retry appended another Retired entry until
+    the bounded history held nothing else."""
+    model = make_model({"version": "v3"}, {"productionVersion": "v3"}, {"keepLast": 0})
+    versions = [mv("v1", 30), mv("v3", 10, phase="Serving")]
+    deps = {"v3": deployment("v3", 1, available_for=900)}
+    first = model_core.reconcile(model, observed(versions, deps), now=NOW)
+    history = model_status(first)["history"]
+    assert [h["kind"] for h in history] == ["Retired"]
+    # The ModelVersion write failed: v1 is still Registered when the reconcile is retried.
+    retry = model_core.reconcile(
+        make_model({"version": "v3"}, model_status(first), {"keepLast": 0}),
+        observed(versions, deps),
+        now=NOW,
+    )
+    assert model_status(retry)["history"] == history
+    assert version_phases(retry)["iris-v1"] == "Retired"  # the version write is redone
+    assert {m.target.name for m in retry.metadata} == {"iris-v1"}

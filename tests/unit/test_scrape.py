@@ -30,6 +30,7 @@ from modelops.core.drift import bin_counts, parse_reference
 from modelops.core.plan import EventSpec, ObjectRef
 from modelops.handlers.deps import Deps
 from modelops.handlers.driftpolicy import reconcile_driftpolicy
+from modelops.handlers.reconcile import GONE
 from modelops.handlers.workqueue import Key, WorkQueue
 from modelops.k8s import scrape
 from modelops.k8s.client import Kube
@@ -551,7 +552,9 @@ class WritableKube(FakeKube):
 
     events: list[str] = field(default_factory=list)
 
-    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> dict[str, Any]:
+    def patch_status(
+        self, ref: ObjectRef, status: dict[str, Any], *, resource_version: str | None = None
+    ) -> dict[str, Any]:
         obj = self.get(ref.api_version, ref.kind, ref.namespace, ref.name)
         assert obj is not None
         obj["status"] = merge(obj.get("status", {}), status)
@@ -674,7 +677,7 @@ def test_the_reconciler_runs_the_drift_loop(http: Callable[[Route], Http]) -> No
 
     # Deleted: every series goes.
     kube.delete_all("DriftPolicy")
-    assert reconcile_driftpolicy(deps, key) is None
+    assert reconcile_driftpolicy(deps, key) is GONE
     assert not [
         s
         for f in metrics.registry.collect()

@@ -344,3 +344,45 @@ def test_condition_time_changes_only_on_flip() -> None:
         condition(again, "Running")["lastTransitionTime"]
         == condition(first, "Running")["lastTransitionTime"]
     )
+
+
+def test_the_job_gets_its_ttl_only_after_the_result_is_recorded() -> None:
+    """Regression (issue 11.3): with ``ttlSecondsAfterFinished`` on the Job from the start, the
+    TTL controller could delete the Job and its pods (holding the termination message) before
+    the operator read them, recording a success as JobDeleted or InvalidResult."""
+    run = make_run()
+    run.spec.ttl_seconds_after_finished = 0
+    (created,) = trainingrun.reconcile(run, observed(), now=NOW).apply
+    assert "ttlSecondsAfterFinished" not in created["spec"]
+
+    running = make_run(phase="Running", jobName="iris-7")
+    running.spec.ttl_seconds_after_finished = 0
+    done = job(conditions=(("Complete", "Completed"),))
+    plan = trainingrun.reconcile(
+        running,
+        observed(done, (pod("Succeeded", json.dumps(RESULT)),), make_model()),
+        now=NOW,
+    )
+    assert status_of(plan)["phase"] == "Succeeded"
+    assert plan.apply == ()  # not while the result is only being recorded
+
+    finished = make_run(phase="Succeeded", jobName="iris-7", observedGeneration=1)
+    finished.spec.ttl_seconds_after_finished = 0
+    (with_ttl,) = trainingrun.reconcile(finished, observed(done), now=NOW).apply
+    assert with_ttl["spec"]["ttlSecondsAfterFinished"] == 0
+    assert with_ttl["spec"]["suspend"] is False
+
+
+def test_a_job_this_run_does_not_own_is_never_adopted() -> None:
+    """Regression (issue 11.4): a TrainingRun re-created under the same name adopted the old
+    run's Job (fetched by name only)."""
+    run = make_run()
+    obs = trainingrun.Observed(job=None, pods=(), model=None, version=None, job_name_taken=True)
+    plan = trainingrun.reconcile(run, obs, now=NOW)
+    assert plan.apply == ()
+    status = status_of(plan)
+    assert condition(status, "Succeeded")["reason"] == "JobNameTaken"
+    assert [e.reason for e in plan.events] == ["JobNameTaken"]
+    assert "jobName" not in status
+    again = trainingrun.reconcile(make_run(**status), obs, now=NOW)
+    assert again.events == ()  # said once

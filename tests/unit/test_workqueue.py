@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -99,3 +100,77 @@ def test_forget_cancels_pending_requeue() -> None:
 
     asyncio.run(scenario())
     assert calls == [A]
+
+
+def test_a_gone_object_keeps_no_timer() -> None:
+    """Regression (issue 11.2): a reconcile that finds its object gone returns None, and the
+    queue must not keep re-adding the key every resync until the process restarts."""
+    calls: list[Key] = []
+
+    async def scenario() -> None:
+        async def reconcile(key: Key) -> float | None:
+            calls.append(key)
+            return 0.01 if len(calls) == 1 else None  # second run: the object is gone
+
+        q = WorkQueue(reconcile, workers=1)
+        q.start()
+        q.add(A)
+        await _until(lambda: len(calls) == 2 and not q.pending(A))
+        await asyncio.sleep(0.05)  # a wrong implementation would run A again meanwhile
+        assert not q.pending(A)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert calls == [A, A]
+
+
+def test_a_failing_key_waits_out_its_backoff_unless_its_spec_changes() -> None:
+    """Regression (issue 11.12): the failing reconcile's own writes come back as watch events;
+    they must not start the next attempt before the backoff, or it retries as fast as it
+    writes. A spec change (urgent) runs at once; the backoff keeps growing otherwise."""
+    calls: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def reconcile(key: Key) -> float | None:
+            calls.append(loop.time())
+            raise RuntimeError("boom")
+
+        q = WorkQueue(reconcile, workers=1, base_backoff=0.25, max_backoff=10)
+        q.start()
+        q.add(A)
+        await _until(lambda: len(calls) == 1)
+        for _ in range(20):  # events caused by the failed attempt's writes
+            q.add(A)
+            await asyncio.sleep(0.002)
+        assert len(calls) == 1
+        await _until(lambda: len(calls) == 2)  # the backoff timer
+        assert calls[1] - calls[0] >= 0.24
+        q.add(A, urgent=True)  # the spec changed: try now
+        await _until(lambda: len(calls) == 3)
+        assert calls[2] - calls[1] < 0.5  # before the second backoff (0.5 s) was due
+        await q.stop()
+
+    asyncio.run(scenario())
+
+
+def test_backoff_grows_across_timer_retries() -> None:
+    calls: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def reconcile(key: Key) -> float | None:
+            calls.append(loop.time())
+            raise RuntimeError("boom")
+
+        q = WorkQueue(reconcile, workers=1, base_backoff=0.05, max_backoff=10)
+        q.start()
+        q.add(A)
+        await _until(lambda: len(calls) == 4)
+        await q.stop()
+
+    asyncio.run(scenario())
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert gaps[2] >= 0.19  # 0.05, 0.1, 0.2: the timer's retry does not reset the count

@@ -15,14 +15,18 @@ its ModelVersions' status (``phase``, the ``RolloutFailed`` reason). Each reconc
    production, canary or target version;
 4. derives every ModelVersion's phase and the Model's conditions.
 
-A version whose rollout failed is not chosen again automatically. A pinned version whose last
-rollout failed is not retried until the pin changes (edit the Model to retry).
+A version whose rollout failed is not chosen again automatically. A pinned version whose
+rollout failed and was rolled back is not retried under the same ``metadata.generation``: any
+edit of the Model retries it (the rollback's history entry records the generation).
+
+Every write this plan leads to may be interrupted and redone: history entries are appended
+only when what they record has not been recorded yet, so a retry never appends twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,12 +66,14 @@ _TRUE, _FALSE, _UNKNOWN = (
 
 @dataclass(frozen=True)
 class Observed:
-    """What the reconcile saw: the Model's versions, and for each served version (by version
-    name) its Deployment and pods."""
+    """What the reconcile saw: the Model's versions; for each served version (by version
+    name) its Deployment and pods; the Services the Model owns (by name). Only objects this
+    Model owns are here: nothing else is ever updated or deleted."""
 
     versions: Sequence[api.ModelVersion]
     deployments: Mapping[str, Obj]
     pods: Mapping[str, Sequence[Obj]]
+    services: Mapping[str, Obj] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,10 +117,13 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
             apply.append(build_deployment(model, serving, mv, replicas, rollout.roles[version]))
             apply.append(build_version_service(model, mv))
         apply.append(build_stable_service(model))
+    wanted = {o["metadata"]["name"] for o in apply if o["kind"] == "Service"}
     for version, dep in observed.deployments.items():
         if version not in rollout.replicas:
             delete.append(ObjectRef.of(dep))
-            delete.append(ObjectRef("v1", "Service", ns, naming.serving_name(name, version)))
+    for svc_name, svc in sorted(observed.services.items()):
+        if svc_name not in wanted:
+            delete.append(ObjectRef.of(svc))
     retention = model.spec.retention
     for version, reason in retiring:
         apply.append(
@@ -132,6 +141,7 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
     notifications = [_notify(model, h) for h in rollout.history]
     version_status: list[StatusPatch] = []
     metadata: list[MetadataPatch] = []
+    recorded = {h.from_ for h in history if h.kind is api.HistoryKind.RETIRED}
     for version, reason in retiring:
         entry = api.HistoryEntry(
             time=now,
@@ -139,8 +149,10 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
             from_=version,
             to=rollout.production,
             reason=reason,
+            generation=model.metadata.generation,
         )
-        history.append(entry)
+        if version not in recorded:  # a retry after a half-done retirement appends nothing
+            history.append(entry)
         events.append(EventSpec("Normal", "Retired", f"Retired version {version}: {reason}"))
         notifications.append(_notify(model, entry))
         metadata.append(MetadataPatch(_ref(by_version[version]), {labels.RETIRED: "true"}))
@@ -196,18 +208,12 @@ def _target(
                 "VersionRetired",
                 f"serving.version {pin} is retired and can never be served again",
             )
-        history = model.status.history or []
-        last = history[-1] if history else None
-        if (
-            pin != current
-            and last is not None
-            and last.kind is api.HistoryKind.ROLLED_BACK
-            and last.from_ == pin
-        ):
+        failed = _rolled_back_at_this_generation(model, pin)
+        if pin != current and failed is not None:
             return current, (
                 "RolloutFailed",
                 f"version {pin} failed to roll out "
-                f"({last.reason}); pin another version, or edit the Model to retry",
+                f"({failed.reason}); pin another version, or edit the Model to retry",
             )
         return pin, _unsupported(mv)
     eligible = [
@@ -222,6 +228,21 @@ def _target(
         return current, None
     newest = max(eligible, key=lambda mv: (_created(mv), mv.spec.version))
     return newest.spec.version, None
+
+
+def _rolled_back_at_this_generation(model: api.Model, version: str) -> api.HistoryEntry | None:
+    """The newest rollback from ``version`` taken under the Model's current generation."""
+    generation = model.metadata.generation
+    return next(
+        (
+            h
+            for h in reversed(model.status.history or [])
+            if h.kind is api.HistoryKind.ROLLED_BACK
+            and h.from_ == version
+            and h.generation == generation
+        ),
+        None,
+    )
 
 
 def _passes(mv: api.ModelVersion, serving: api.Serving) -> bool:
@@ -296,7 +317,12 @@ def _step(
         message = f"version {target} failed to roll out: {failure}"
         if prod is not None and serving.rollback:
             entry = api.HistoryEntry(
-                time=now, kind=api.HistoryKind.ROLLED_BACK, from_=target, to=prod, reason=failure
+                time=now,
+                kind=api.HistoryKind.ROLLED_BACK,
+                from_=target,
+                to=prod,
+                reason=failure,
+                generation=model.metadata.generation,
             )
             return _Rollout(
                 prod,
@@ -312,13 +338,20 @@ def _step(
                 failed=target,
                 problem=("RolloutFailed", message),
             )
+        degraded = conditions.find_condition(model.status.conditions, "Degraded")
+        reported = (
+            degraded is not None
+            and degraded.reason == "RolloutFailed"
+            and degraded.message == message
+        )
         return _Rollout(
             prod,
             None,
             replicas,
             roles,
             failed=target,
-            events=(EventSpec("Warning", "RolloutFailed", message),),
+            # Said once: the failure stays on record in Degraded while nothing changes.
+            events=() if reported else (EventSpec("Warning", "RolloutFailed", message),),
             problem=("RolloutFailed", message),
         )
 
@@ -331,6 +364,7 @@ def _step(
             from_=prod,
             to=target,
             reason=_promotion_reason(by_version[target], serving, canary is not None),
+            generation=model.metadata.generation,
         )
         text = f"Promoted {target} to production" + (f" (was {prod})" if prod else "")
         return _Rollout(

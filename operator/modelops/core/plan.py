@@ -8,8 +8,10 @@ patched, and events are only planned on state changes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 Obj = dict[str, Any]
@@ -97,20 +99,25 @@ class Plan:
     requeue_after: float | None = None
 
 
-def contains(live: Any, desired: Any) -> bool:
+def contains(live: Any, desired: Any, *, _parent: str = "") -> bool:
     """Whether ``live`` already holds everything ``desired`` sets.
 
     Maps compare key by key (extra keys in ``live`` — defaults the API server filled in,
     fields other managers own — do not count); lists compare element-wise and must have the
     same length, because server-side apply replaces the lists we set or merges them by key
-    into the same length.
+    into the same length. Resource quantities (``resources.requests`` and ``.limits``)
+    compare by value: the API server stores ``cpu: "0.5"`` as ``500m``, and a textual compare
+    would re-apply the object on every reconcile.
     """
     if isinstance(desired, Mapping):
-        # A None in ``desired`` asks for the key to be absent (merge-patch deletion).
-        return isinstance(live, Mapping) and all(
-            live.get(k) is None if v is None else (k in live and contains(live[k], v))
-            for k, v in desired.items()
-        )
+        if not isinstance(live, Mapping):
+            return False
+        if _parent == "resources":
+            return all(
+                _same_quantities(live.get(k), v) if k in _QUANTITY_MAPS else _has(live, k, v)
+                for k, v in desired.items()
+            )
+        return all(_has(live, k, v) for k, v in desired.items())
     if isinstance(desired, list):
         return (
             isinstance(live, list)
@@ -118,6 +125,64 @@ def contains(live: Any, desired: Any) -> bool:
             and all(contains(a, b) for a, b in zip(live, desired, strict=True))
         )
     return bool(live == desired)
+
+
+def _has(live: Mapping[str, Any], key: str, value: Any) -> bool:
+    # A None in ``desired`` asks for the key to be absent (merge-patch deletion).
+    if value is None:
+        return live.get(key) is None
+    return key in live and contains(live[key], value, _parent=key)
+
+
+_QUANTITY_MAPS = frozenset({"requests", "limits"})
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+)
+_SUFFIX = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    **{f"{p}i": Decimal(1024) ** (i + 1) for i, p in enumerate("KMGTPE")},
+}
+
+
+def quantity(value: Any) -> Decimal | None:
+    """The value of a Kubernetes resource quantity ('500m', '0.5', '1Gi', '1e3'), or None
+    when ``value`` is not one."""
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        if suffix[:1] in ("e", "E"):
+            return Decimal(number) * Decimal(10) ** int(suffix[1:])
+        return Decimal(number) * _SUFFIX[suffix]
+    except (InvalidOperation, KeyError):
+        return None
+
+
+def _same_quantities(live: Any, desired: Mapping[str, Any]) -> bool:
+    if not isinstance(live, Mapping):
+        return False
+    for name, value in desired.items():
+        if value is None:
+            if live.get(name) is not None:
+                return False
+            continue
+        a, b = quantity(live.get(name)), quantity(value)
+        if a is None or b is None:
+            if live.get(name) != value:
+                return False
+        elif a != b:
+            return False
+    return True
 
 
 def merge_patch(live: Any, desired: Any) -> Any:

@@ -18,7 +18,14 @@ need care:
   so a repeated reconcile (an operator restarted mid-way) finds the version it created and
   never makes a second one. A version of that name created by *another* run is a conflict and
   fails this run rather than overwrite a record.
-- A finished Job cleaned up by ``ttlSecondsAfterFinished`` changes nothing: the run is final.
+- **``ttlSecondsAfterFinished`` is set only once the result is recorded.** The Job is created
+  without it, so the TTL controller cannot delete the Job and its pods (which hold the
+  trainer's termination message) before the operator has read them; once the run's status is
+  final the Job gets the TTL the user asked for. A finished Job cleaned up afterwards changes
+  nothing: the run is final.
+- **A Job of that name that this run did not create** (a leftover of an earlier run of the same
+  name, someone else's Job) is never adopted, updated or deleted: the run waits with reason
+  ``JobNameTaken`` until the name is free.
 """
 
 from __future__ import annotations
@@ -54,13 +61,15 @@ class Observed:
 
     ``job``: the run's Job or None; ``pods``: that Job's pods; ``model``: the Model the run
     belongs to, or None if it does not exist (yet); ``version``: the ModelVersion this run
-    registers (by its derived name), or None.
+    registers (by its derived name), or None; ``job_name_taken``: a Job of the run's Job name
+    exists that this run does not own (then ``job`` is None).
     """
 
     job: Obj | None
     pods: Sequence[Obj]
     model: api.Model | None
     version: Obj | None
+    job_name_taken: bool = False
 
 
 def version_of(run: api.TrainingRun) -> str:
@@ -77,9 +86,10 @@ def output_location(run: api.TrainingRun) -> builders.StorageLocation:
     )
 
 
-def build_job(run: api.TrainingRun) -> Obj:
+def build_job(run: api.TrainingRun, *, finished: bool = False) -> Obj:
     """The Job that runs the training, with restricted pod security and the trainer contract
-    (docs/contracts.md) in its environment."""
+    (docs/contracts.md) in its environment. ``ttlSecondsAfterFinished`` is included only for a
+    run whose result is already recorded (``finished``)."""
     spec, name = run.spec, _name(run)
     model = spec.model_ref.name
     out = output_location(run)
@@ -165,7 +175,7 @@ def build_job(run: api.TrainingRun) -> Obj:
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
-    if spec.ttl_seconds_after_finished is not None:
+    if finished and spec.ttl_seconds_after_finished is not None:
         job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     return {
         "apiVersion": "batch/v1",
@@ -236,7 +246,24 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
     """Decide what to do about ``run`` given what was observed."""
     status = run.status
     if status.phase in (Phase.SUCCEEDED, Phase.FAILED):
-        return _finalised(run, now)
+        return _finalised(run, observed, now)
+    if observed.job_name_taken:
+        name = naming.job_name(_name(run))
+        message = (
+            f"a Job named {name} exists that this run did not create; it is left alone and "
+            "the run waits until the name is free"
+        )
+        reported = any(
+            c.type == "Succeeded" and c.reason == "JobNameTaken" for c in status.conditions
+        )
+        return _progress(
+            run,
+            Phase.PENDING,
+            "JobNameTaken",
+            message,
+            now,
+            event=None if reported else EventSpec("Warning", "JobNameTaken", message),
+        )
     job = observed.job
     if job is None:
         if status.job_name:
@@ -510,17 +537,24 @@ def _progress(
     )
 
 
-def _finalised(run: api.TrainingRun, now: datetime) -> Plan:
-    """A finished run only keeps observedGeneration current (e.g. after a suspend edit)."""
+def _finalised(run: api.TrainingRun, observed: Observed, now: datetime) -> Plan:
+    """A finished run keeps observedGeneration current (e.g. after a suspend edit), and its Job
+    gets ``ttlSecondsAfterFinished`` now that the result is safely in the status."""
     gen = run.metadata.generation
+    apply: tuple[Obj, ...] = ()
+    if observed.job is not None and run.spec.ttl_seconds_after_finished is not None:
+        # The suspend the Job already has: a finished Job is not resumed or suspended again.
+        job = build_job(run, finished=True)
+        job["spec"]["suspend"] = bool(observed.job.get("spec", {}).get("suspend"))
+        apply = (job,)
     if run.status.observed_generation == gen:
-        return Plan()
+        return Plan(apply=apply)
     status = run.status.model_copy(deep=True)
     status.observed_generation = gen
     status.conditions = [
         c.model_copy(update={"observed_generation": gen}) for c in status.conditions
     ]
-    return Plan(status=(StatusPatch(_ref(run), status.to_dict()),))
+    return Plan(apply=apply, status=(StatusPatch(_ref(run), status.to_dict()),))
 
 
 def _job_time(job: Obj | None, field: str) -> datetime | None:

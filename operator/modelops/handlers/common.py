@@ -64,6 +64,8 @@ def _report_invalid(deps: Deps, raw: Obj, error: ValidationError) -> None:
     }
     others = [c for c in status.get("conditions", []) if c.get("type") != summary]
     deps.kube.patch_status(
-        ObjectRef.of(raw), {"observedGeneration": gen, "conditions": [*others, condition]}
+        ObjectRef.of(raw),
+        {"observedGeneration": gen, "conditions": [*others, condition]},
+        resource_version=raw["metadata"]["resourceVersion"],
     )
     deps.kube.post_event(raw, EventSpec("Warning", "InvalidSpec", message), deps.clock())

@@ -12,7 +12,7 @@ from modelops.core import driftpolicy
 from modelops.core.plan import ObjectRef
 from modelops.handlers.common import load
 from modelops.handlers.deps import Deps
-from modelops.handlers.reconcile import reconciler
+from modelops.handlers.reconcile import GONE, Gone, reconciler
 from modelops.handlers.workqueue import Key
 from modelops.k8s import scrape
 from modelops.k8s.executor import execute
@@ -63,14 +63,14 @@ def drift_state(deps: Deps) -> DriftState:
 
 
 @reconciler("DriftPolicy")
-def reconcile_driftpolicy(deps: Deps, key: Key) -> float | None:
+def reconcile_driftpolicy(deps: Deps, key: Key) -> float | Gone | None:
     """Evaluate one DriftPolicy if it is due; returns when to look again."""
     state = drift_state(deps)
     loaded = load(deps, key, api.DriftPolicy)
     if loaded is None:
         state.forget(key)
         deps.metrics.forget_driftpolicy(key.namespace, key.name)
-        return None
+        return GONE
     policy, raw = loaded
     now = deps.clock()
     generation = policy.metadata.generation or 0

@@ -11,12 +11,25 @@ from modelops.core.labels import MODEL, TRAININGRUN
 from modelops.handlers.deps import Deps
 from modelops.handlers.workqueue import Key
 
+_GENERATIONS = "generations"
+
 
 def _enqueue(memo: kopf.Memo, key: Key, event: kopf.RawEvent) -> None:
+    """Queue the object's key. A new ``metadata.generation`` (a spec edit, perhaps the fix
+    for what made its reconcile fail) is urgent and skips an error backoff; status and
+    metadata changes, the operator's own writes among them, are not."""
     deps: Deps = memo.deps
+    seen = deps.state.setdefault(_GENERATIONS, {})
+    assert isinstance(seen, dict)
     if event["type"] == "DELETED":
+        seen.pop(key, None)
         deps.queue.forget(key)
-    deps.queue.add(key)
+        deps.queue.add(key)
+        return
+    generation = event["object"].get("metadata", {}).get("generation")
+    urgent = seen.get(key) != generation
+    seen[key] = generation
+    deps.queue.add(key, urgent=urgent)
 
 
 @kopf.on.event(GROUP, VERSION, "trainingruns")

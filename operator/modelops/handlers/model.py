@@ -6,19 +6,19 @@ from modelops import api
 from modelops.core import model as model_core
 from modelops.handlers.common import load
 from modelops.handlers.deps import Deps
-from modelops.handlers.reconcile import reconciler
+from modelops.handlers.reconcile import GONE, Gone, reconciler
 from modelops.handlers.workqueue import Key
 from modelops.k8s.executor import execute
 from modelops.k8s.observe import observe_model
 
 
 @reconciler("Model")
-def reconcile_model(deps: Deps, key: Key) -> float | None:
+def reconcile_model(deps: Deps, key: Key) -> float | Gone | None:
     """Reconcile one Model; returns when to look again while a rollout is under way."""
     loaded = load(deps, key, api.Model)
     if loaded is None:
         deps.metrics.serving_info.forget(key.namespace, key.name)
-        return None
+        return GONE
     model, raw = loaded
     observed, live = observe_model(deps.kube, model, raw)
     now = deps.clock()

@@ -6,19 +6,19 @@ from modelops import api
 from modelops.core import trainingrun
 from modelops.handlers.common import load
 from modelops.handlers.deps import Deps
-from modelops.handlers.reconcile import reconciler
+from modelops.handlers.reconcile import GONE, Gone, reconciler
 from modelops.handlers.workqueue import Key
 from modelops.k8s.executor import execute
 from modelops.k8s.observe import observe_trainingrun
 
 
 @reconciler("TrainingRun")
-def reconcile_trainingrun(deps: Deps, key: Key) -> float | None:
+def reconcile_trainingrun(deps: Deps, key: Key) -> float | Gone | None:
     """Reconcile one TrainingRun; returns when to look again, if it must."""
     loaded = load(deps, key, api.TrainingRun)
     if loaded is None:
         deps.metrics.forget_trainingrun(key.namespace, key.name)
-        return None
+        return GONE
     run, raw = loaded
     observed, live = observe_trainingrun(deps.kube, run, raw)
     now = deps.clock()

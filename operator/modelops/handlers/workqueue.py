@@ -38,6 +38,11 @@ class WorkQueue:
 
     A key added while it is being processed is processed once more afterwards (the event may
     carry a change the running reconcile did not see), never concurrently.
+
+    A key whose last reconcile failed waits out its backoff: plain adds (watch events, among
+    them the failing reconcile's own writes) are folded into the pending retry, or a failing
+    object would be retried as fast as it writes. An ``urgent`` add — a change of the
+    object's spec, which may be the fix — runs at once and restarts the backoff.
     """
 
     def __init__(
@@ -60,8 +65,15 @@ class WorkQueue:
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, *, urgent: bool = False) -> None:
         """Reconcile ``key`` soon (at most once more, however often it is added)."""
+        if key in self._failures:
+            if not urgent:
+                return  # the backoff timer brings it back
+            self.forget(key)
+        self._enqueue(key)
+
+    def _enqueue(self, key: Key) -> None:
         if key in self._processing:
             self._dirty.add(key)
             return
@@ -82,15 +94,20 @@ class WorkQueue:
         self._timers[key] = loop.call_at(when, self._fire, key)
 
     def forget(self, key: Key) -> None:
-        """Drop pending re-adds and failure history of a deleted object."""
+        """Drop pending re-adds and failure history (of a deleted object, or of one whose
+        spec changed and deserves a fresh start)."""
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
         self._failures.pop(key, None)
 
+    def pending(self, key: Key) -> bool:
+        """Whether ``key`` is queued, being reconciled, or has a re-add scheduled."""
+        return key in self._queued or key in self._processing or key in self._timers
+
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
-        self.add(key)
+        self._enqueue(key)
 
     def start(self) -> None:
         """Start the workers on the running loop."""
@@ -125,7 +142,9 @@ class WorkQueue:
                 self.add_after(key, delay)
             else:
                 self._failures.pop(key, None)
-                if requeue is not None:
+                if requeue is None:
+                    self.forget(key)  # gone: no timer, no further reads
+                else:
                     self.add_after(key, requeue)
             finally:
                 self._processing.discard(key)

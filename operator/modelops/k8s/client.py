@@ -11,9 +11,9 @@ the operator's event loop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,12 +23,22 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelops import __version__
-from modelops.core.plan import EventSpec, ObjectRef
+from modelops.core.plan import EventSpec, ObjectRef, contains
 
 FIELD_MANAGER: Final = "modelops"
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+
+
+class ConflictError(Exception):
+    """A write lost a race or met an object that is not ours.
+
+    Raised when a write preconditioned on a ``resourceVersion`` finds the object changed since
+    it was read (someone else wrote in between: the decision is stale), and when a create finds
+    the name taken by an object this operator did not write. The reconcile is redone from a
+    fresh read; nothing is overwritten.
+    """
 
 
 @dataclass(frozen=True)
@@ -203,10 +213,13 @@ class Kube:
         )
 
     def create(self, manifest: Obj) -> tuple[Obj, bool]:
-        """Create ``manifest``; if it already exists return the existing object.
+        """Create ``manifest``; if this operator already created it, return the existing object.
 
         Returns the object and whether this call created it. Used for records that are
         written once and never changed (ModelVersions), so a repeated reconcile is harmless.
+        An existing object of that name counts as ours only when it holds everything the
+        manifest sets (owner references and spec included); anything else raises
+        :class:`ConflictError` rather than pass someone else's object off as the one created.
         """
         meta = manifest["metadata"]
         res = resource(manifest["apiVersion"], manifest["kind"])
@@ -222,7 +235,16 @@ class Kube:
             manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"]
         )
         if existing is None:  # deleted between our POST and GET: let the next reconcile retry
-            raise RuntimeError(f"{manifest['kind']} {meta['name']} vanished while created")
+            raise ConflictError(f"{manifest['kind']} {meta['name']} vanished while created")
+        owners = {"ownerReferences": meta["ownerReferences"]} if "ownerReferences" in meta else {}
+        mine = contains(existing.get("spec"), manifest.get("spec")) and contains(
+            existing["metadata"], owners
+        )
+        if not mine:
+            raise ConflictError(
+                f"{manifest['kind']} {meta.get('namespace')}/{meta['name']} already exists "
+                "and was not created by this operator for this owner"
+            )
         return existing, False
 
     def delete(self, ref: ObjectRef) -> bool:
@@ -239,16 +261,15 @@ class Kube:
             raise
         return True
 
-    def patch_status(self, ref: ObjectRef, status: Obj) -> Obj:
-        """Replace the fields of ``status`` given here (JSON merge patch on the subresource)."""
+    def patch_status(self, ref: ObjectRef, status: Obj, *, resource_version: str | None) -> Obj:
+        """Replace the fields of ``status`` given here (JSON merge patch on the subresource).
+
+        With ``resource_version`` (the version the status was computed from) the write is
+        refused with :class:`ConflictError` if the object changed since: a decision taken on a stale
+        read never overwrites a newer one (appended history entries included).
+        """
         path = resource(ref.api_version, ref.kind).path(ref.namespace, ref.name) + "/status"
-        return self._request(
-            "PATCH",
-            path,
-            query={"fieldManager": self.field_manager},
-            body={"status": status},
-            content_type="application/merge-patch+json",
-        )
+        return self._patch(path, {"status": status}, resource_version)
 
     def patch_metadata(
         self,
@@ -256,32 +277,57 @@ class Kube:
         *,
         labels: Mapping[str, str | None] | None = None,
         annotations: Mapping[str, str | None] | None = None,
+        resource_version: str | None = None,
     ) -> Obj:
-        """Set (or with None remove) labels and annotations: the only metadata we write."""
+        """Set (or with None remove) labels and annotations: the only metadata we write.
+        ``resource_version`` makes it conditional, as for :meth:`patch_status`."""
         meta: Obj = {}
         if labels:
             meta["labels"] = dict(labels)
         if annotations:
             meta["annotations"] = dict(annotations)
-        return self._request(
-            "PATCH",
-            resource(ref.api_version, ref.kind).path(ref.namespace, ref.name),
-            query={"fieldManager": self.field_manager},
-            body={"metadata": meta},
-            content_type="application/merge-patch+json",
-        )
+        path = resource(ref.api_version, ref.kind).path(ref.namespace, ref.name)
+        return self._patch(path, {"metadata": meta}, resource_version)
+
+    def _patch(self, path: str, body: Obj, resource_version: str | None) -> Obj:
+        if resource_version is not None:
+            # In a merge patch, metadata.resourceVersion is a precondition: 409 when it differs.
+            body = {
+                **body,
+                "metadata": {**body.get("metadata", {}), "resourceVersion": resource_version},
+            }
+        try:
+            return self._request(
+                "PATCH",
+                path,
+                query={"fieldManager": self.field_manager},
+                body=body,
+                content_type="application/merge-patch+json",
+            )
+        except ApiException as e:
+            if e.status == 409:
+                raise ConflictError(f"{path} changed since it was read") from e
+            raise
 
     def post_event(self, regarding: Obj, event: EventSpec, now: datetime) -> None:
-        """Record a core/v1 Event about ``regarding`` (shown by ``kubectl describe``)."""
+        """Record a core/v1 Event about ``regarding`` (shown by ``kubectl describe``).
+
+        Events are aggregated as kubectl and the kubelet expect: the same type, reason and
+        message about the same object is one Event whose ``count`` and ``lastTimestamp`` move,
+        not a new object each time. Its name is derived from those fields, so a repeat (a
+        retried reconcile, a restarted operator) finds it.
+        """
         meta = regarding["metadata"]
         stamp = now.isoformat().replace("+00:00", "Z")
+        identity = "\0".join(
+            (meta.get("uid") or meta["name"], event.type, event.reason, event.message)
+        )
+        name = f"{meta['name']}.{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+        events = resource("v1", "Event")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{secrets.token_hex(8)}",
-                "namespace": meta["namespace"],
-            },
+            "metadata": {"name": name, "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": regarding["apiVersion"],
                 "kind": regarding["kind"],
@@ -302,13 +348,23 @@ class Kube:
             "count": 1,
         }
         try:
-            self._request("POST", resource("v1", "Event").path(meta["namespace"]), body=body)
-        except ApiException as e:
+            try:
+                self._request("POST", events.path(meta["namespace"]), body=body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                existing = self._request("GET", events.path(meta["namespace"], name))
+                self._patch(
+                    events.path(meta["namespace"], name),
+                    {"count": int(existing.get("count") or 1) + 1, "lastTimestamp": stamp},
+                    existing["metadata"]["resourceVersion"],
+                )
+        except (ApiException, ConflictError) as e:
             # An event is a courtesy: losing one must never fail a reconcile.
             log.warning(
                 "Could not record event %s on %s/%s: %s",
                 event.reason,
                 meta["namespace"],
                 meta["name"],
-                e.reason,
+                getattr(e, "reason", e),
             )

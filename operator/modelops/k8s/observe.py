@@ -35,6 +35,9 @@ def observe_trainingrun(
     """The run's Job and pods, its Model and the ModelVersion it registers."""
     ns, name = run.metadata.namespace or "", run.metadata.name or ""
     job = kube.get("batch/v1", "Job", ns, naming.job_name(name))
+    taken = job is not None and not _owned_by(job, run)
+    if taken:
+        job = None  # someone else's (or an earlier run's of the same name): never adopted
     pods = kube.list("v1", "Pod", ns, labels=trainingrun.job_selector(name)) if job else []
     model, _ = get_model(kube, ns, run.spec.model_ref.name)
     version = None
@@ -45,7 +48,9 @@ def observe_trainingrun(
             ns,
             naming.model_version_name(run.spec.model_ref.name, trainingrun.version_of(run)),
         )
-    observed = trainingrun.Observed(job=job, pods=pods, model=model, version=version)
+    observed = trainingrun.Observed(
+        job=job, pods=pods, model=model, version=version, job_name_taken=taken
+    )
     return observed, _index(raw, job, version)
 
 
@@ -75,12 +80,20 @@ def observe_model(kube: Kube, model: api.Model, raw: Obj) -> tuple[model_core.Ob
             version = pod["metadata"].get("labels", {}).get(labels.VERSION)
             if version:
                 pods.setdefault(version, []).append(pod)
-    services = kube.list("v1", "Service", ns, labels={labels.MODEL: name})
-    observed = model_core.Observed(versions=versions, deployments=deployments, pods=pods)
-    return observed, _index(raw, *raw_versions, *deployments.values(), *services)
+    services = {
+        s["metadata"]["name"]: s
+        for s in kube.list("v1", "Service", ns, labels={labels.MODEL: name})
+        if _owned_by(s, model)
+    }
+    observed = model_core.Observed(
+        versions=versions, deployments=deployments, pods=pods, services=services
+    )
+    return observed, _index(raw, *raw_versions, *deployments.values(), *services.values())
 
 
-def _owned_by(obj: Obj, owner: api.Model) -> bool:
+def _owned_by(obj: Obj, owner: api.Model | api.TrainingRun) -> bool:
+    """Whether ``owner`` created ``obj``: only such objects are updated or deleted (a name
+    that someone else's object holds is never taken over)."""
     return any(
         ref.get("uid") == owner.metadata.uid for ref in obj["metadata"].get("ownerReferences", [])
     )

@@ -291,6 +291,11 @@ class HistoryEntry(ApiModel):
     """Why, for example 'gates passed: accuracy=0.967' or 'rollout failed: not available
     after 600s'."""
 
+    generation: int | None = Field(default=None, ge=0)
+    """The Model's metadata.generation when it happened. A rollback keeps a pinned version
+    from being rolled out again only under the generation it failed at: any edit of the Model
+    retries it."""
+
 
 class ModelStatus(ObjectStatus):
     """The observed state of a model."""
