@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -284,3 +285,16 @@ def artifacts_root(cluster: Cluster, namespace: str) -> Path:
     volume = get(cluster, "pv", claim["spec"]["volumeName"])
     assert volume is not None
     return Path(volume["spec"]["hostPath"]["path"])
+
+
+def operator_writes(audit_log: Path, since: float) -> list[dict[str, Any]]:
+    """Write requests the operator (our client or kopf) made after ``since`` (epoch seconds)."""
+    out = []
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if not event.get("userAgent", "").startswith(("modelops/", "kopf/")):
+            continue
+        when = datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
+        if when >= since:
+            out.append(event)
+    return out

@@ -7,6 +7,7 @@ import functools
 import json
 import operator
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from tests.cluster.kube import (
     condition,
     get,
     has_condition,
+    operator_writes,
     prepare_namespace,
     training_run,
 )
@@ -92,6 +94,9 @@ def env(
                     "progressDeadlineSeconds": 30,
                     "canary": {"replicasPercent": 50, "minReadySeconds": 5},
                     "command": ["python", "-m", "modelops.runtimes.server"],
+                    # Spelled as the API server does not store them (50m, 64Mi): a settled
+                    # Model must still compare equal and write nothing.
+                    "resources": {"requests": {"cpu": "0.05", "memory": "0.0625Gi"}},
                 },
                 "retention": {"keepLast": 1},
                 "notifications": {"sinks": [{"url": sink.url}]},
@@ -315,3 +320,37 @@ def test_one_cloudevent_per_version_change(
     )
     assert [e["type"] for e in sink.events] == deadline_types
     assert all(e["specversion"] == "1.0" and e["subject"] == "serving/iris" for e in sink.events)
+
+
+def test_a_settled_model_makes_no_writes(cluster: LocalCluster, env: Operator) -> None:
+    """Regression (issue 11.8): a serving ``cpu: "0.5"`` never compared equal to the stored
+    ``500m``, so every reconcile re-applied the Deployment. After everything settles, a
+    restarted operator reconciles the Model and writes nothing (counted in the audit log)."""
+    wait(
+        cluster,
+        ["model", "iris", "-n", NS],
+        lambda m: (
+            has_condition("Ready")(m)
+            and "canaryVersion" not in m["status"]
+            and (condition(m, "Progressing") or {}).get("status") == "False"
+        ),
+        timeout=120,
+        what="the Model to settle",
+    )
+    env.stop()
+    since = time.time()
+    env.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = [
+            line
+            for line in env.metrics().splitlines()
+            if line.startswith('modelops_reconciles_total{kind="Model",result="success"}')
+        ]
+        if done and float(done[0].split()[-1]) >= 2:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the restarted operator did not reconcile the Model")
+    writes = operator_writes(cluster.audit_log, since)
+    assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.cluster.kube import (
     get,
     has_condition,
     loader_job,
+    operator_writes,
     prepare_namespace,
     training_run,
     wait_for,
@@ -245,19 +245,6 @@ def test_operator_killed_mid_run_creates_nothing_twice(
     assert len(versions) == 1
 
 
-def _operator_writes(audit_log: Path, since: float) -> list[dict[str, Any]]:
-    """Write requests the operator (our client or kopf) made after ``since`` (epoch seconds)."""
-    out = []
-    for line in audit_log.read_text().splitlines():
-        event = json.loads(line)
-        if not event.get("userAgent", "").startswith(("modelops/", "kopf/")):
-            continue
-        when = datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
-        if when >= since:
-            out.append(event)
-    return out
-
-
 def test_reconcile_with_nothing_to_do_writes_nothing(cluster: LocalCluster, env: Operator) -> None:
     """A restarted operator re-reconciles every object; with everything settled that must
     not write anything (counted in the API server's audit log)."""
@@ -288,5 +275,63 @@ def test_reconcile_with_nothing_to_do_writes_nothing(cluster: LocalCluster, env:
         time.sleep(0.5)
     else:
         pytest.fail("the restarted operator did not reconcile the runs")
-    writes = _operator_writes(cluster.audit_log, since)
+    writes = operator_writes(cluster.audit_log, since)
     assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
+
+
+def test_a_zero_ttl_run_still_records_its_result(cluster: LocalCluster, env: Operator) -> None:
+    """Regression (issue 11.3): with ``ttlSecondsAfterFinished: 0`` the TTL controller deleted
+    the Job and its pods, with the trainer's termination message, before the operator read
+    it. The Job now gets its TTL only once the result is in the status."""
+    apply(cluster, training_run("iris-ttl", ttlSecondsAfterFinished=0), namespace=NS)
+    run = wait_for(
+        cluster,
+        ["trainingrun", "iris-ttl", "-n", NS],
+        lambda r: (condition(r, "Succeeded") or {}).get("status") in ("True", "False"),
+        timeout=180,
+        what="TrainingRun iris-ttl to finish",
+    )
+    assert run["status"]["phase"] == "Succeeded", run["status"]
+    assert run["status"]["modelVersion"] == "iris-ttl"
+    # Then the TTL the user asked for applies: the finished Job goes.
+    wait_for(
+        cluster,
+        ["trainingrun", "iris-ttl", "-n", NS],
+        lambda r: get(cluster, "job", "iris-ttl", "-n", NS) is None,
+        timeout=120,
+        what="the finished Job to be removed by its TTL",
+    )
+
+
+def test_a_job_the_run_did_not_create_is_left_alone(cluster: LocalCluster, env: Operator) -> None:
+    """Regression (issue 11.4): Jobs were looked up by name only, so a run adopted any Job of
+    its name (an earlier run's of the same name, someone else's)."""
+    foreign = loader_job("iris-foreign", ["python", "-c", "pass"])
+    foreign["spec"]["suspend"] = True
+    apply(cluster, foreign, namespace=NS)
+    before = get(cluster, "job", "iris-foreign", "-n", NS)
+    assert before is not None
+    apply(cluster, training_run("iris-foreign"), namespace=NS)
+    run = wait_for(
+        cluster,
+        ["trainingrun", "iris-foreign", "-n", NS],
+        lambda r: (condition(r, "Succeeded") or {}).get("reason") == "JobNameTaken",
+        timeout=60,
+        what="TrainingRun iris-foreign to report the taken name",
+    )
+    assert "jobName" not in run["status"]
+    after = get(cluster, "job", "iris-foreign", "-n", NS)
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    # Once the name is free, the run goes on with a Job of its own.
+    cluster.kubectl("delete", "job", "iris-foreign", "-n", NS, "--wait=true")
+    run = wait_for(
+        cluster,
+        ["trainingrun", "iris-foreign", "-n", NS],
+        lambda r: r.get("status", {}).get("jobName") == "iris-foreign",
+        timeout=120,
+        what="TrainingRun iris-foreign to create its own Job",
+    )
+    job = get(cluster, "job", "iris-foreign", "-n", NS)
+    assert job is not None
+    assert job["metadata"]["ownerReferences"][0]["uid"] == run["metadata"]["uid"]

@@ -386,3 +386,4 @@ def test_a_job_this_run_does_not_own_is_never_adopted() -> None:
     assert "jobName" not in status
     again = trainingrun.reconcile(make_run(**status), obs, now=NOW)
     assert again.events == ()  # said once
+    assert again.requeue_after == trainingrun.NAME_TAKEN_REQUEUE  # its going sends no event

@@ -82,12 +82,12 @@ modelops.watchedNamespaces is the list of namespaces a namespaced install watche
 {{/*
 modelops.operatorRules are the operator's permissions, the same in a ClusterRole (watching
 every namespace) and in the Role of each watched namespace. Least privilege: only the verbs
-the code uses (operator/modelops/k8s/ and kopf's watches), no wildcards, nothing on Secrets or
-ConfigMaps. kopf needs no list/watch on Namespaces or CRDs: its cluster scanning is disabled
-(operator/modelops/handlers/startup.py), and it runs without peering (one replica).
+the code uses (operator/modelops/k8s/: its requests and its cache's watches), no wildcards,
+nothing on Secrets or ConfigMaps. No list/watch on Namespaces or CRDs: the cache watches the
+namespaces it is given, and kopf watches nothing (its cluster scanning is disabled).
 */}}
 {{- define "modelops.operatorRules" -}}
-# Application: the four kinds. kopf lists and watches them; reconciles read them (get, list).
+# Application: the four kinds. The operator's cache lists and watches them; get confirms.
 - apiGroups: ["modelops.dev"]
   resources: ["models", "driftpolicies"]
   verbs: ["get", "list", "watch"]
@@ -111,25 +111,28 @@ ConfigMaps. kopf needs no list/watch on Namespaces or CRDs: its cluster scanning
   resources: ["models/finalizers", "trainingruns/finalizers"]
   verbs: ["update"]
 # Application: training Jobs and artifact-retirement Jobs, written with server-side apply
-# (patch; create when the Job does not exist yet), watched to follow their progress.
+# (create when new, then patch), watched to follow their progress; get tells whose a taken
+# name is.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Application: one serving Deployment per served version; removed when a version stops serving.
+# Application: one serving Deployment per served version (watched; get tells whose a taken
+# name is); removed when a version stops serving.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
-# Application: a Model's stable Service and one Service per served version.
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Application: a Model's stable Service and one Service per served version (watched, as above).
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Application: training pods hold the trainer's result (termination message); serving pods'
-# readiness and start times feed rollouts and drift windows. Read only.
+# readiness and start times feed rollouts and drift windows. Read only (the cache watches them).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
-# Application and framework: Events on the four kinds (kubectl describe); kopf posts errors too.
+  verbs: ["list", "watch"]
+# Application and framework: Events on the four kinds (kubectl describe); a repeat of
+# the same Event is read and its count patched (aggregation); kopf posts errors too.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["get", "create", "patch"]
 {{- end }}

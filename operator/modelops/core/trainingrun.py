@@ -46,6 +46,9 @@ TRAINER_CONTAINER = "trainer"
 DATASET_MOUNT = "/data"
 OUTPUT_MOUNT = "/output"
 WAITING_FOR_MODEL_REQUEUE = 30.0
+NAME_TAKEN_REQUEUE = 15.0
+"""How often a run whose Job name is taken looks again (a Job without our label sends us no
+event when it goes)."""
 
 Phase = api.TrainingRunPhase
 _TRUE, _FALSE, _UNKNOWN = (
@@ -263,6 +266,7 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
             message,
             now,
             event=None if reported else EventSpec("Warning", "JobNameTaken", message),
+            requeue=NAME_TAKEN_REQUEUE,
         )
     job = observed.job
     if job is None:

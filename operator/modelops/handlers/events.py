@@ -1,82 +1,81 @@
-"""Watch events → work-queue keys. Events on children reconcile the object that owns them."""
+"""Watch events → work-queue keys. Events on children reconcile the object that owns them.
+
+The events come from the cache's informers (``modelops.k8s.cache``), which watch the four kinds
+and, by label, the children the operator creates; one watch per kind feeds both the cache the
+reconciles read and the queue.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import fnmatch
+from collections.abc import Callable, Sequence
+from typing import Final
 
-import kopf
-
-from modelops.api import GROUP, VERSION
+from modelops.api import API_VERSION
 from modelops.core.labels import MODEL, TRAININGRUN
+from modelops.core.plan import Obj
 from modelops.handlers.deps import Deps
 from modelops.handlers.workqueue import Key
+from modelops.k8s.cache import Source
 
-_GENERATIONS = "generations"
+SOURCES: Final = (
+    Source(API_VERSION, "TrainingRun"),
+    Source(API_VERSION, "Model"),
+    Source(API_VERSION, "ModelVersion"),
+    Source(API_VERSION, "DriftPolicy"),
+    Source("batch/v1", "Job", TRAININGRUN),
+    Source("apps/v1", "Deployment", MODEL),
+    Source("v1", "Pod", MODEL),
+    Source("v1", "Service", MODEL),
+)
+"""Everything reconciles read: the four kinds, and the children the operator labels (so the
+cache holds what the operator owns, not every Job and Pod of the cluster). Every pod the
+operator creates, training or serving, carries ``modelops.dev/model``."""
+
+_OWN_KINDS: Final = frozenset({"TrainingRun", "Model", "DriftPolicy"})
+_GENERATIONS: Final = "generations"
 
 
-def _enqueue(memo: kopf.Memo, key: Key, event: kopf.RawEvent) -> None:
+def router(deps: Deps, patterns: Sequence[str] = ()) -> Callable[[str, Obj], None]:
+    """The function that turns one watch event into work-queue keys (call it on the event
+    loop). ``patterns``: namespace globs an object's namespace must match, if any."""
+
+    def route(event: str, obj: Obj) -> None:
+        meta = obj["metadata"]
+        namespace = meta.get("namespace", "")
+        if patterns and not any(fnmatch.fnmatchcase(namespace, p) for p in patterns):
+            return
+        kind = obj["kind"]
+        if kind in _OWN_KINDS:
+            _own(deps, Key(kind, namespace, meta["name"]), event, meta.get("generation"))
+            return
+        labels = meta.get("labels") or {}
+        if kind == "ModelVersion":
+            # A version appeared, changed (labels: approval) or went: its Model decides again.
+            model = (obj.get("spec") or {}).get("modelRef", {}).get("name")
+            if model:
+                deps.queue.add(Key("Model", namespace, model))
+        elif TRAININGRUN in labels and kind in ("Job", "Pod"):
+            # A training Job or its pod moved: its TrainingRun's status follows.
+            deps.queue.add(Key("TrainingRun", namespace, labels[TRAININGRUN]))
+        elif MODEL in labels:
+            # A serving Deployment, pod or Service changed: the Model's rollout follows.
+            deps.queue.add(Key("Model", namespace, labels[MODEL]))
+
+    return route
+
+
+def _own(deps: Deps, key: Key, event: str, generation: int | None) -> None:
     """Queue the object's key. A new ``metadata.generation`` (a spec edit, perhaps the fix
     for what made its reconcile fail) is urgent and skips an error backoff; status and
     metadata changes, the operator's own writes among them, are not."""
-    deps: Deps = memo.deps
     seen = deps.state.setdefault(_GENERATIONS, {})
     assert isinstance(seen, dict)
-    if event["type"] == "DELETED":
+    if event == "DELETED":
         seen.pop(key, None)
         deps.queue.forget(key)
         deps.queue.add(key)
         return
-    generation = event["object"].get("metadata", {}).get("generation")
     urgent = seen.get(key) != generation
     seen[key] = generation
     deps.queue.add(key, urgent=urgent)
-
-
-@kopf.on.event(GROUP, VERSION, "trainingruns")
-async def trainingrun_changed(
-    event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """A TrainingRun was created, changed or deleted."""
-    _enqueue(memo, Key("TrainingRun", namespace or "", name), event)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={TRAININGRUN: kopf.PRESENT})
-async def training_job_changed(
-    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> None:
-    """A training Job moved: its TrainingRun's status follows."""
-    memo.deps.queue.add(Key("TrainingRun", namespace or "", labels[TRAININGRUN]))
-
-
-@kopf.on.event(GROUP, VERSION, "models")
-async def model_changed(
-    event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """A Model was created, changed or deleted."""
-    _enqueue(memo, Key("Model", namespace or "", name), event)
-
-
-@kopf.on.event(GROUP, VERSION, "modelversions")
-async def modelversion_changed(
-    spec: kopf.Spec, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """A version appeared, changed (labels: approval) or went: its Model decides again."""
-    model = (spec.get("modelRef") or {}).get("name")
-    if model:
-        memo.deps.queue.add(Key("Model", namespace or "", model))
-
-
-@kopf.on.event("apps", "v1", "deployments", labels={MODEL: kopf.PRESENT})
-async def serving_deployment_changed(
-    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> None:
-    """A serving Deployment's rollout moved: its Model's rollout follows."""
-    memo.deps.queue.add(Key("Model", namespace or "", labels[MODEL]))
-
-
-@kopf.on.event(GROUP, VERSION, "driftpolicies")
-async def driftpolicy_changed(
-    event: kopf.RawEvent, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    """A DriftPolicy was created, changed or deleted."""
-    _enqueue(memo, Key("DriftPolicy", namespace or "", name), event)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from modelops import api
 from modelops.core import model as model_core
+from modelops.core.plan import EventSpec
 from modelops.handlers.common import load
 from modelops.handlers.deps import Deps
 from modelops.handlers.reconcile import GONE, Gone, reconciler
 from modelops.handlers.workqueue import Key
+from modelops.k8s.client import NameTakenError
 from modelops.k8s.executor import execute
 from modelops.k8s.observe import observe_model
 
@@ -23,7 +25,12 @@ def reconcile_model(deps: Deps, key: Key) -> float | Gone | None:
     observed, live = observe_model(deps.kube, model, raw)
     now = deps.clock()
     plan = model_core.reconcile(model, observed, now=now)
-    writes = execute(deps.kube, plan, regarding=raw, live=live, now=now)
+    try:
+        writes = execute(deps.kube, plan, regarding=raw, live=live, now=now)
+    except NameTakenError as e:
+        # Said on the Model (aggregated, so a retry only counts up); the error backoff retries.
+        deps.kube.post_event(raw, EventSpec("Warning", "NameTaken", str(e)), now)
+        raise
     deps.metrics.writes.labels(key.kind).inc(writes)
     status = next(p.status for p in plan.status if p.target.kind == "Model")
     deps.metrics.serving_info.set(

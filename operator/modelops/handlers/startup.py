@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 
 from modelops.api import API_VERSION, GROUP
-from modelops.core.plan import EventSpec, Notification
+from modelops.core.plan import EventSpec, Notification, Obj
+from modelops.handlers import events
 from modelops.handlers.deps import Deps, utcnow
 from modelops.handlers.reconcile import reconcile
 from modelops.handlers.workqueue import Key, WorkQueue
+from modelops.k8s.cache import Cache
 from modelops.k8s.client import Kube
 from modelops.notify import Notifier
 from modelops.observability import OperatorMetrics
@@ -31,13 +34,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 60
 
     op: OperatorSettings = memo.settings
-    # Least privilege: the operator's RBAC has no list/watch on Namespaces or CRDs (in a
-    # namespaced install no cluster-wide permission at all). Without scanning kopf watches the
-    # namespaces it is given and the kinds it finds at start-up, so the CRDs must exist
-    # before the operator starts; the Helm chart and manifests/default install them first.
-    # Only namespace globs ('ml-*', '!ml-test') need scanning, and whoever uses them must
-    # grant namespace list/watch.
-    settings.scanning.disabled = not any(c in ns for ns in op.namespaces for c in "*?[!,")
+    # kopf runs the process (start-up, login, health, shutdown) but watches nothing: the
+    # cache's informers do (see handlers/events.py), so it never needs to scan namespaces or
+    # CRDs.
+    settings.scanning.disabled = True
 
     metrics: OperatorMetrics = memo.metrics
 
@@ -55,8 +55,36 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             kube.post_event(raw, EventSpec("Warning", "NotificationFailed", message), utcnow())
 
     notifier = Notifier(metrics.notifications, on_failure=undelivered)
-    memo.deps = Deps(settings=op, kube=kube, metrics=metrics, queue=queue, notifier=notifier)
+    deps = Deps(settings=op, kube=kube, metrics=metrics, queue=queue, notifier=notifier)
+    memo.deps = deps
+    namespaces, patterns = watch_scope(op)
+    route = events.router(deps, patterns)
+    loop = asyncio.get_running_loop()
+
+    def on_event(event: str, obj: Obj) -> None:  # in an informer's thread
+        loop.call_soon_threadsafe(route, event, obj)
+
+    cache = Cache.for_client(kube.api, events.SOURCES, namespaces, on_event)
+    kube.cache = cache
+    memo.cache = cache
+    cache.start()
+    # No reconcile before every informer has listed once: a partial cache would look like
+    # deleted versions and missing children.
+    await asyncio.to_thread(cache.wait_synced)
     queue.start()
+
+
+def watch_scope(op: OperatorSettings) -> tuple[list[str], list[str]]:
+    """The namespaces to watch (empty: all) and the globs an object's namespace must match.
+    Globs ('ml-*') are matched against a cluster-wide watch, which needs cluster-wide list
+    and watch permissions on what the operator reads."""
+    if op.all_namespaces:
+        return [], []
+    wanted = op.namespaces or ([op.pod_namespace] if op.pod_namespace else [])
+    patterns = [ns for ns in wanted if any(c in ns for c in "*?[!")]
+    if patterns:
+        return [], wanted
+    return wanted, []
 
 
 @kopf.on.login()
@@ -81,4 +109,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     deps: Deps | None = getattr(memo, "deps", None)
     if deps is not None:
         await deps.queue.stop()
+        cache: Cache | None = getattr(memo, "cache", None)
+        if cache is not None:
+            await asyncio.to_thread(cache.stop)
         deps.notifier.close()

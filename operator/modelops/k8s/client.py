@@ -17,13 +17,16 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelops import __version__
 from modelops.core.plan import EventSpec, ObjectRef, contains
+
+if TYPE_CHECKING:
+    from modelops.k8s.cache import Cache
 
 FIELD_MANAGER: Final = "modelops"
 log = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ class ConflictError(Exception):
     the name taken by an object this operator did not write. The reconcile is redone from a
     fresh read; nothing is overwritten.
     """
+
+
+class NameTakenError(Exception):
+    """A child's name is held by an object its owner did not create: never taken over."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,13 @@ class Kube:
     def __init__(self, api: client.ApiClient, field_manager: str = FIELD_MANAGER) -> None:
         self._api = api
         self.field_manager = field_manager
+        self.cache: Cache | None = None
+        """Where reads are served from once set (see ``modelops.k8s.cache``); writes feed it."""
+
+    @property
+    def api(self) -> client.ApiClient:
+        """The underlying client (for the cache's informers, which share its configuration)."""
+        return self._api
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None) -> Kube:
@@ -166,8 +180,18 @@ class Kube:
             raise ApiException(http_resp=response, body=data.decode(errors="replace"))
         return cast(Obj, json.loads(data)) if data else {}
 
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        """The object, or None when it does not exist (it may have been deleted meanwhile)."""
+    def get(
+        self, api_version: str, kind: str, namespace: str, name: str, *, live: bool = False
+    ) -> Obj | None:
+        """The object, or None when it does not exist (it may have been deleted meanwhile).
+
+        Served from the cache when it holds the kind, unless ``live``: a decision that an
+        absent object would make final is confirmed against the API server first.
+        """
+        source = None if live or self.cache is None else self.cache.source_for(api_version, kind)
+        if source is not None:
+            assert self.cache is not None
+            return self.cache.get(source, namespace, name)
         try:
             return self._request("GET", resource(api_version, kind).path(namespace, name))
         except ApiException as e:
@@ -182,34 +206,89 @@ class Kube:
         namespace: str | None,
         *,
         labels: Mapping[str, str] | None = None,
-        fields: Mapping[str, str] | None = None,
+        model: str | None = None,
+        live: bool = False,
     ) -> list[Obj]:
-        """Objects of a kind in ``namespace`` (all namespaces when None), filtered server-side."""
+        """Objects of a kind in ``namespace`` (all namespaces when None) with ``labels``, and
+        with ``model``, those whose ``spec.modelRef.name`` is that Model.
+
+        Served from the cache when it holds the kind (by its index for ``model``: the cost is
+        the Model's own objects, not the namespace's), unless ``live``; otherwise listed,
+        labels filtered by the server.
+        """
+        if self.cache is not None and not live:
+            source = self.cache.source_for(api_version, kind, labels)
+            if source is not None:
+                return self.cache.list(source, namespace, labels, model)
         query = {}
         if labels:
             query["labelSelector"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        if fields:
-            query["fieldSelector"] = ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
         out = self._request("GET", resource(api_version, kind).path(namespace), query=query)
         items = cast(list[Obj], out.get("items", []))
         for item in items:  # list items come without them; every other object has them
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
+        if model is not None:
+            items = [
+                i for i in items if (i.get("spec") or {}).get("modelRef", {}).get("name") == model
+            ]
         return items
 
-    def apply(self, manifest: Obj) -> Obj:
+    def _seen(self, obj: Obj) -> Obj:
+        """Hand what a write returned to the cache, so the next read sees our own write."""
+        if self.cache is not None and obj.get("metadata"):
+            self.cache.observe(obj)
+        return obj
+
+    def apply(self, manifest: Obj, *, new: bool = False) -> Obj:
         """Server-side apply ``manifest`` as the operator's field manager (taking over conflicts:
-        the operator is the only intended writer of the fields it sets on its children)."""
+        the operator is the only intended writer of the fields it sets on its children).
+
+        ``new``: the caller saw no such child of this owner, so the object is created rather
+        than applied; if the name is taken by an object without the manifest's owner
+        references, :class:`NameTakenError` is raised and nothing is written — someone
+        else's object is never adopted or overwritten.
+        """
         meta = manifest["metadata"]
-        path = resource(manifest["apiVersion"], manifest["kind"]).path(
-            meta.get("namespace"), meta["name"]
-        )
-        return self._request(
-            "PATCH",
-            path,
-            query={"fieldManager": self.field_manager, "force": "true"},
-            body=manifest,
-            content_type="application/apply-patch+yaml",
+        res = resource(manifest["apiVersion"], manifest["kind"])
+        if new:
+            try:
+                return self._seen(
+                    self._request(
+                        "POST",
+                        res.path(meta.get("namespace")),
+                        query={"fieldManager": self.field_manager},
+                        body=manifest,
+                    )
+                )
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+            existing = self.get(
+                manifest["apiVersion"],
+                manifest["kind"],
+                meta.get("namespace", ""),
+                meta["name"],
+                live=True,
+            )
+            owners = {r.get("uid") for r in meta.get("ownerReferences", [])}
+            held = {
+                r.get("uid")
+                for r in (existing or {}).get("metadata", {}).get("ownerReferences", [])
+            }
+            if existing is not None and not owners & held:
+                raise NameTakenError(
+                    f"{manifest['kind']} {meta.get('namespace')}/{meta['name']} exists and was "
+                    "not created for this owner; it is left alone"
+                )
+        return self._seen(
+            self._request(
+                "PATCH",
+                res.path(meta.get("namespace"), meta["name"]),
+                query={"fieldManager": self.field_manager, "force": "true"},
+                body=manifest,
+                content_type="application/apply-patch+yaml",
+            )
         )
 
     def create(self, manifest: Obj) -> tuple[Obj, bool]:
@@ -225,14 +304,18 @@ class Kube:
         res = resource(manifest["apiVersion"], manifest["kind"])
         try:
             query = {"fieldManager": self.field_manager}
-            return self._request(
-                "POST", res.path(meta.get("namespace")), body=manifest, query=query
+            return self._seen(
+                self._request("POST", res.path(meta.get("namespace")), body=manifest, query=query)
             ), True
         except ApiException as e:
             if e.status != 409:
                 raise
         existing = self.get(
-            manifest["apiVersion"], manifest["kind"], meta.get("namespace", ""), meta["name"]
+            manifest["apiVersion"],
+            manifest["kind"],
+            meta.get("namespace", ""),
+            meta["name"],
+            live=True,
         )
         if existing is None:  # deleted between our POST and GET: let the next reconcile retry
             raise ConflictError(f"{manifest['kind']} {meta['name']} vanished while created")
@@ -297,12 +380,14 @@ class Kube:
                 "metadata": {**body.get("metadata", {}), "resourceVersion": resource_version},
             }
         try:
-            return self._request(
-                "PATCH",
-                path,
-                query={"fieldManager": self.field_manager},
-                body=body,
-                content_type="application/merge-patch+json",
+            return self._seen(
+                self._request(
+                    "PATCH",
+                    path,
+                    query={"fieldManager": self.field_manager},
+                    body=body,
+                    content_type="application/merge-patch+json",
+                )
             )
         except ApiException as e:
             if e.status == 409:

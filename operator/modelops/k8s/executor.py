@@ -44,7 +44,7 @@ def execute(
         existing = current.get(ref)
         if existing is not None and contains(existing, manifest):
             continue
-        kube.apply(manifest)
+        kube.apply(manifest, new=existing is None)
         writes += 1
         verb = "Updated" if existing is not None else "Created"
         log.info("%s %s %s for %s", verb, ref.kind, ref.name, owner)

@@ -35,13 +35,22 @@ def observe_trainingrun(
     """The run's Job and pods, its Model and the ModelVersion it registers."""
     ns, name = run.metadata.namespace or "", run.metadata.name or ""
     job = kube.get("batch/v1", "Job", ns, naming.job_name(name))
+    active = run.status.phase not in (api.TrainingRunPhase.SUCCEEDED, api.TrainingRunPhase.FAILED)
+    if job is None and run.status.job_name and active:
+        # "The Job is gone" fails the run for good: never decide that on a cache that may lag.
+        job = kube.get("batch/v1", "Job", ns, naming.job_name(name), live=True)
     taken = job is not None and not _owned_by(job, run)
     if taken:
         job = None  # someone else's (or an earlier run's of the same name): never adopted
-    pods = kube.list("v1", "Pod", ns, labels=trainingrun.job_selector(name)) if job else []
+    pods: list[Obj] = []
+    if job is not None and active:
+        selector = {**trainingrun.job_selector(name), labels.MODEL: run.spec.model_ref.name}
+        # The result is read from a finished pod once, and a lagging cache would make a
+        # success look like a run that left no result: a finished Job's pods are read live.
+        pods = kube.list("v1", "Pod", ns, labels=selector, live=_finished(job))
     model, _ = get_model(kube, ns, run.spec.model_ref.name)
     version = None
-    if run.status.phase not in (api.TrainingRunPhase.SUCCEEDED, api.TrainingRunPhase.FAILED):
+    if active:
         version = kube.get(
             api.API_VERSION,
             "ModelVersion",
@@ -57,11 +66,7 @@ def observe_trainingrun(
 def observe_model(kube: Kube, model: api.Model, raw: Obj) -> tuple[model_core.Observed, Live]:
     """The Model's versions, and the Deployments, pods and Services that serve them."""
     ns, name = model.metadata.namespace or "", model.metadata.name or ""
-    raw_versions = [
-        v
-        for v in kube.list(api.API_VERSION, "ModelVersion", ns)
-        if v.get("spec", {}).get("modelRef", {}).get("name") == name
-    ]
+    raw_versions = kube.list(api.API_VERSION, "ModelVersion", ns, model=name)
     versions = []
     for v in raw_versions:
         try:
@@ -89,6 +94,14 @@ def observe_model(kube: Kube, model: api.Model, raw: Obj) -> tuple[model_core.Ob
         versions=versions, deployments=deployments, pods=pods, services=services
     )
     return observed, _index(raw, *raw_versions, *deployments.values(), *services.values())
+
+
+def _finished(job: Obj) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet")
+        and c.get("status") == "True"
+        for c in job.get("status", {}).get("conditions", [])
+    )
 
 
 def _owned_by(obj: Obj, owner: api.Model | api.TrainingRun) -> bool:
