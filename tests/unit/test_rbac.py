@@ -17,8 +17,8 @@ import kopf
 import pytest
 
 import modelops.handlers.wiring  # noqa: F401  (registers the handlers with kopf)
-from modelops.handlers.events import SOURCES
 from harness.cluster import REPO
+from modelops.handlers.events import SOURCES
 from tests.unit.test_helm import CHART, NAMESPACE, find, render_chart, values_file
 from tests.unit.test_kustomize import MANIFESTS, kustomize
 
