@@ -414,14 +414,15 @@ Write = tuple[str, str, str | None]
 """(verb, resource, subresource) of an audited request."""
 
 LIFECYCLE_WRITES: set[Write] = {
-    ("patch", "jobs", None),  # the training Job (server-side apply)
+    ("create", "jobs", None),  # the training Job (children are created, then applied)
     ("create", "modelversions", None),
     ("patch", "trainingruns", "status"),
-    ("patch", "deployments", None),
+    ("create", "deployments", None),
+    ("patch", "deployments", None),  # server-side apply: the canary's replicas change
     ("patch", "models", "status"),
 }
 DRIFT_WRITES: set[Write] = LIFECYCLE_WRITES | {
-    ("patch", "services", None),
+    ("create", "services", None),
     ("patch", "modelversions", "status"),
     ("create", "events", None),
     ("patch", "driftpolicies", "status"),
@@ -430,7 +431,7 @@ DRIFT_WRITES: set[Write] = LIFECYCLE_WRITES | {
     ("delete", "deployments", None),  # version 1 stops serving
     ("delete", "services", None),
 }
-"""What the drift lifecycle writes on top (the retire Job is a Job patch like the training one)."""
+"""What the drift lifecycle writes on top (the retire Job is created like the training one)."""
 
 
 def assert_acted_as_its_service_account(
