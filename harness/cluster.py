@@ -425,9 +425,14 @@ class LocalCluster:
         pki, p = self.pki, self.ports
         policy = self.state_dir / "audit-policy.yaml"
         # Writes only, with the user and user agent: enough to count what the operator writes.
+        # Writes to the four kinds and to Jobs keep their bodies (level Request), so tests can
+        # see what was written (never a spec of ours) and name what a create made.
+        writes = "verbs: [create, update, patch, delete, deletecollection]"
         policy.write_text(
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
-            "- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n"
+            f"- level: Request\n  {writes}\n"
+            "  resources: [{group: modelops.dev}, {group: batch, resources: [jobs]}]\n"
+            f"- level: Metadata\n  {writes}\n"
             "- level: None\n"
         )
         self.spawn(

@@ -4,8 +4,9 @@
 thread POSTs each event (CloudEvents 1.0, structured JSON mode) to every sink, retrying with
 exponential backoff. Every outcome is counted in ``modelops_notifications_total{result}``; an
 event that exhausts its retries is logged as an error and reported through ``on_failure`` (the
-operator records a Warning Event on the Model), so it is never lost silently. Pending events
-live in memory: an operator restart drops what was not yet delivered, and says so in the log.
+operator records a Warning Event on the Model), so it is never lost silently. ``on_settled``
+says when every sink has an outcome: until then the intent stays in the Model's status
+(``core.announce``), so an operator restart sends it again under the same CloudEvent id.
 """
 
 from __future__ import annotations
@@ -30,18 +31,35 @@ log = logging.getLogger(__name__)
 SOURCE = "modelops.dev/operator"
 
 
+class _Settle:
+    """Calls ``callback`` once the last of ``remaining`` deliveries has an outcome."""
+
+    def __init__(self, remaining: int, callback: Callable[[], None] | None) -> None:
+        self._remaining = remaining
+        self._callback = callback
+        self._lock = threading.Lock()
+
+    def done(self) -> None:
+        with self._lock:
+            self._remaining -= 1
+            last = self._remaining == 0
+        if last and self._callback is not None:
+            self._callback()
+
+
 @dataclass(frozen=True)
 class _Delivery:
     event: dict[str, object]
     url: str
     headers: Mapping[str, str]
+    settle: _Settle
 
 
 def cloudevent(notification: Notification, now: datetime) -> dict[str, object]:
     """The structured-mode CloudEvent for ``notification``."""
     return {
         "specversion": "1.0",
-        "id": str(uuid.uuid4()),
+        "id": notification.id or str(uuid.uuid4()),
         "source": f"{SOURCE}/{notification.subject}",
         "type": notification.type,
         "subject": notification.subject,
@@ -79,12 +97,21 @@ class Notifier:
         notification: Notification,
         sinks: Sequence[str],
         headers: Mapping[str, Mapping[str, str]],
+        *,
+        on_settled: Callable[[], None] | None = None,
     ) -> None:
-        """Queue ``notification`` for every sink; never blocks."""
+        """Queue ``notification`` for every sink; never blocks. ``on_settled`` is called (from
+        the delivery thread) once every sink has been delivered to or given up on; at once
+        when there is no sink. A notification dropped for a full queue never settles."""
         event = cloudevent(notification, datetime.now(UTC))
+        settle = _Settle(len(sinks), on_settled)
+        if not sinks and on_settled is not None:
+            on_settled()
         for url in sinks:
             try:
-                self._queue.put_nowait((_Delivery(event, url, headers.get(url, {})), notification))
+                self._queue.put_nowait(
+                    (_Delivery(event, url, headers.get(url, {}), settle), notification)
+                )
             except queue.Full:
                 self._counter.labels("dropped").inc()
                 log.error(
@@ -112,7 +139,10 @@ class Notifier:
             error = self._deliver(delivery)
             if error is None:
                 self._counter.labels("delivered").inc()
+                delivery.settle.done()
                 continue
+            if self._stop.is_set():
+                continue  # not settled: the intent stays recorded for the next operator
             self._counter.labels("failed").inc()
             log.error(
                 "Could not deliver %s event for %s to %s after %d attempts: %s",
@@ -124,6 +154,7 @@ class Notifier:
             )
             if self._on_failure is not None:
                 self._on_failure(notification, f"{delivery.url}: {error}")
+            delivery.settle.done()
 
     def _deliver(self, delivery: _Delivery) -> str | None:
         body = json.dumps(delivery.event).encode()

@@ -104,9 +104,10 @@ class Operator:
         self.health_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, env: dict[str, str] | None = None, wait: bool = True) -> None:
+        """Start the process (``env``: extra variables); with ``wait``, until /healthz answers."""
         scope = [a for ns in self.namespaces for a in ("--namespace", ns)] or ["--all-namespaces"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -126,6 +127,8 @@ class Operator:
                 env=env,
                 start_new_session=True,
             )
+        if not wait:
+            return
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"operator exited: {self.log.read_text()[-3000:]}"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -290,6 +290,31 @@ class Condition(ApiModel):
 CONDITIONS_MAX_ITEMS = 16
 
 
+class Announcement(ApiModel):
+    """An Event or CloudEvent the operator decided on and has not yet seen settle."""
+
+    id: str = Field(max_length=64)
+    """Stable id: the Event's ``modelops.dev/announcement`` annotation, the CloudEvent's id."""
+
+    kind: Literal["Event", "CloudEvent"]
+    """What is announced."""
+
+    type: str = Field(max_length=253)
+    """Normal or Warning for an Event; the CloudEvent type otherwise."""
+
+    reason: str | None = Field(default=None, max_length=128)
+    """The Event's reason."""
+
+    message: str | None = Field(default=None, max_length=1024)
+    """The Event's message."""
+
+    subject: str | None = Field(default=None, max_length=512)
+    """The CloudEvent's subject (namespace/name)."""
+
+    data: str | None = Field(default=None, max_length=8192)
+    """The CloudEvent's data, as JSON."""
+
+
 class ObjectStatus(ApiModel):
     """Status fields every kind shares."""
 
@@ -304,6 +329,10 @@ class ObjectStatus(ApiModel):
     )
     """Current state as conditions, one per type; see the conditions section of the API
     reference for the meaning of each type."""
+
+    announcements: list[Announcement] | None = Field(default=None, max_length=50)
+    """Events and CloudEvents decided but not yet confirmed sent, kept so that a restarted
+    operator sends them again (at least once, under the same id). Empty when all is settled."""
 
 
 class ModelReference(ApiModel):

@@ -43,6 +43,9 @@ class EventSpec:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+    id: str | None = None
+    """The announcement this Event delivers (see ``core.announce``); a repeat of the same id
+    adds nothing."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Notification:
     type: str
     subject: str
     data: Obj
+    id: str | None = None
+    """The CloudEvent id (stable across retries and restarts; see ``core.announce``)."""
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ from datetime import datetime
 from modelops import api
 from modelops.core import driftpolicy
 from modelops.core.plan import ObjectRef
-from modelops.handlers.common import load
+from modelops.handlers.common import act, forget_announcements, load
 from modelops.handlers.deps import Deps
 from modelops.handlers.reconcile import GONE, Gone, reconciler
 from modelops.handlers.workqueue import Key
 from modelops.k8s import scrape
-from modelops.k8s.executor import execute
 from modelops.observability import DriftSample, FeatureDriftSample, OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -70,6 +69,7 @@ def reconcile_driftpolicy(deps: Deps, key: Key) -> float | Gone | None:
     if loaded is None:
         state.forget(key)
         deps.metrics.forget_driftpolicy(key.namespace, key.name)
+        forget_announcements(deps, key)
         return GONE
     policy, raw = loaded
     now = deps.clock()
@@ -81,9 +81,7 @@ def reconcile_driftpolicy(deps: Deps, key: Key) -> float | Gone | None:
     collected = scrape.collect(deps.kube, policy, state.references)
     observed = driftpolicy.window(policy, collected, state.windows, now=now)
     decision = driftpolicy.reconcile(policy, observed, now=now)
-    writes = execute(
-        deps.kube, decision.plan, regarding=raw, live={ObjectRef.of(raw): raw}, now=now
-    )
+    writes = act(deps, key, raw, decision.plan, live={ObjectRef.of(raw): raw}, now=now)
     deps.metrics.writes.labels(key.kind).inc(writes)
     state.evaluated[key] = (generation, now)
     _export(deps.metrics, policy, decision, now, interval)

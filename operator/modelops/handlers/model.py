@@ -5,12 +5,11 @@ from __future__ import annotations
 from modelops import api
 from modelops.core import model as model_core
 from modelops.core.plan import EventSpec
-from modelops.handlers.common import load
+from modelops.handlers.common import act, forget_announcements, load
 from modelops.handlers.deps import Deps
 from modelops.handlers.reconcile import GONE, Gone, reconciler
 from modelops.handlers.workqueue import Key
 from modelops.k8s.client import NameTakenError
-from modelops.k8s.executor import execute
 from modelops.k8s.observe import observe_model
 
 
@@ -20,13 +19,24 @@ def reconcile_model(deps: Deps, key: Key) -> float | Gone | None:
     loaded = load(deps, key, api.Model)
     if loaded is None:
         deps.metrics.serving_info.forget(key.namespace, key.name)
+        forget_announcements(deps, key)
         return GONE
     model, raw = loaded
     observed, live = observe_model(deps.kube, model, raw)
     now = deps.clock()
     plan = model_core.reconcile(model, observed, now=now)
+    sinks = model.spec.notifications.sinks if model.spec.notifications else []
     try:
-        writes = execute(deps.kube, plan, regarding=raw, live=live, now=now)
+        writes = act(
+            deps,
+            key,
+            raw,
+            plan,
+            live=live,
+            now=now,
+            sinks=[s.url for s in sinks],
+            headers={s.url: dict(s.headers or {}) for s in sinks},
+        )
     except NameTakenError as e:
         # Said on the Model (aggregated, so a retry only counts up); the error backoff retries.
         deps.kube.post_event(raw, EventSpec("Warning", "NameTaken", str(e)), now)
@@ -36,9 +46,4 @@ def reconcile_model(deps: Deps, key: Key) -> float | Gone | None:
     deps.metrics.serving_info.set(
         key.namespace, key.name, status.get("productionVersion"), status.get("canaryVersion")
     )
-    sinks = model.spec.notifications.sinks if model.spec.notifications else []
-    for notification in plan.notifications:
-        deps.notifier.send(
-            notification, [s.url for s in sinks], {s.url: dict(s.headers or {}) for s in sinks}
-        )
     return plan.requeue_after

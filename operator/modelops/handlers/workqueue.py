@@ -64,6 +64,7 @@ class WorkQueue:
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, key: Key, *, urgent: bool = False) -> None:
         """Reconcile ``key`` soon (at most once more, however often it is added)."""
@@ -72,6 +73,12 @@ class WorkQueue:
                 return  # the backoff timer brings it back
             self.forget(key)
         self._enqueue(key)
+
+    def add_threadsafe(self, key: Key) -> None:
+        """:meth:`add`, from another thread (a delivery thread's callback)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.add, key)
 
     def _enqueue(self, key: Key) -> None:
         if key in self._processing:
@@ -111,6 +118,7 @@ class WorkQueue:
 
     def start(self) -> None:
         """Start the workers on the running loop."""
+        self._loop = asyncio.get_running_loop()
         self._tasks = [
             asyncio.create_task(self._work(), name=f"modelops-worker-{i}")
             for i in range(self._workers)

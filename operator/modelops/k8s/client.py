@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
     from modelops.k8s.cache import Cache
 
 FIELD_MANAGER: Final = "modelops"
+CRASH_AFTER_WRITES: Final = "MODELOPS_TEST_CRASH_AFTER_WRITES"
+"""Tests only: exit the process right after this many successful writes, to land a crash in
+every window between two writes (tests/cluster/test_faults.py)."""
+CRASH_EXIT_CODE: Final = 86
+ANNOUNCEMENT: Final = "modelops.dev/announcement"
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
@@ -113,6 +120,9 @@ class Kube:
         self.field_manager = field_manager
         self.cache: Cache | None = None
         """Where reads are served from once set (see ``modelops.k8s.cache``); writes feed it."""
+        self._crash_after = int(os.environ.get(CRASH_AFTER_WRITES) or 0)
+        self._writes = 0
+        self._writes_lock = threading.Lock()
 
     @property
     def api(self) -> client.ApiClient:
@@ -178,7 +188,17 @@ class Kube:
         data: bytes = response.data or b""
         if response.status >= 400:
             raise ApiException(http_resp=response, body=data.decode(errors="replace"))
+        if self._crash_after and method != "GET":
+            self._count_write(method, path)
         return cast(Obj, json.loads(data)) if data else {}
+
+    def _count_write(self, method: str, path: str) -> None:
+        with self._writes_lock:
+            self._writes += 1
+            if self._writes == self._crash_after:
+                log.warning("Exiting after write %d (%s %s), as told", self._writes, method, path)
+                logging.shutdown()
+                os._exit(CRASH_EXIT_CODE)
 
     def get(
         self, api_version: str, kind: str, namespace: str, name: str, *, live: bool = False
@@ -394,13 +414,16 @@ class Kube:
                 raise ConflictError(f"{path} changed since it was read") from e
             raise
 
-    def post_event(self, regarding: Obj, event: EventSpec, now: datetime) -> None:
-        """Record a core/v1 Event about ``regarding`` (shown by ``kubectl describe``).
+    def post_event(self, regarding: Obj, event: EventSpec, now: datetime) -> bool:
+        """Record a core/v1 Event about ``regarding`` (shown by ``kubectl describe``); whether
+        it is recorded.
 
         Events are aggregated as kubectl and the kubelet expect: the same type, reason and
         message about the same object is one Event whose ``count`` and ``lastTimestamp`` move,
         not a new object each time. Its name is derived from those fields, so a repeat (a
-        retried reconcile, a restarted operator) finds it.
+        retried reconcile, a restarted operator) finds it. An Event that delivers an
+        announcement (``event.id``) records its id in the annotation ``modelops.dev/
+        announcement``: sending the same announcement again changes nothing.
         """
         meta = regarding["metadata"]
         stamp = now.isoformat().replace("+00:00", "Z")
@@ -409,10 +432,11 @@ class Kube:
         )
         name = f"{meta['name']}.{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
         events = resource("v1", "Event")
+        annotations = {ANNOUNCEMENT: event.id} if event.id else {}
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": name, "namespace": meta["namespace"]},
+            "metadata": {"name": name, "namespace": meta["namespace"], "annotations": annotations},
             "involvedObject": {
                 "apiVersion": regarding["apiVersion"],
                 "kind": regarding["kind"],
@@ -439,9 +463,16 @@ class Kube:
                 if e.status != 409:
                     raise
                 existing = self._request("GET", events.path(meta["namespace"], name))
+                seen = (existing["metadata"].get("annotations") or {}).get(ANNOUNCEMENT)
+                if event.id is not None and seen == event.id:
+                    return True  # this very announcement was recorded before a restart
                 self._patch(
                     events.path(meta["namespace"], name),
-                    {"count": int(existing.get("count") or 1) + 1, "lastTimestamp": stamp},
+                    {
+                        "metadata": {"annotations": annotations},
+                        "count": int(existing.get("count") or 1) + 1,
+                        "lastTimestamp": stamp,
+                    },
                     existing["metadata"]["resourceVersion"],
                 )
         except (ApiException, ConflictError) as e:
@@ -453,3 +484,5 @@ class Kube:
                 meta["name"],
                 getattr(e, "reason", e),
             )
+            return False
+        return True

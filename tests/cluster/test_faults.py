@@ -1,0 +1,163 @@
+"""Fault injection: the operator killed in every window between two of its writes.
+
+For one TrainingRun lifecycle (Job, status, Events, ModelVersion), the operator is told to exit
+right after its N-th write (``MODELOPS_TEST_CRASH_AFTER_WRITES``, a test-only hook), for N = 1,
+2, … until a lifecycle completes without reaching N; each time a fresh operator then finishes
+the work. The invariants are read from the API server's audit log and the objects themselves:
+one Job and one ModelVersion per run, the announcements of the outcome delivered (at least
+once, never as two Event objects), and nothing left pending.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.cluster import LocalCluster
+from modelops.k8s.client import CRASH_AFTER_WRITES, CRASH_EXIT_CODE
+from tests.cluster.kube import (
+    Operator,
+    apply,
+    condition,
+    get,
+    operator_writes,
+    prepare_namespace,
+    training_run,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+NS = "faults"
+MAX_WRITES = 40
+"""More than one lifecycle makes: reaching it means the crash points were not counted."""
+
+
+@pytest.fixture(scope="module")
+def op(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    prepare_namespace(cluster, NS)
+    apply(
+        cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            "spec": {},
+        },
+        namespace=NS,
+    )
+    operator = Operator(cluster.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log", NS)
+    try:
+        yield operator
+    finally:
+        operator.kill()
+        print(operator.log.read_text()[-5000:])
+
+
+def _settled(run: dict[str, Any]) -> bool:
+    status = run.get("status", {})
+    return (condition(run, "Succeeded") or {}).get("status") == "True" and not status.get(
+        "announcements"
+    )
+
+
+def _audited(cluster: LocalCluster, verb: str, resource: str, name: str) -> int:
+    """Successful ``verb`` requests on ``resource``/``name`` in the test namespace."""
+    count = 0
+    for line in cluster.audit_log.read_text().splitlines():
+        e = json.loads(line)
+        ref = e.get("objectRef", {})
+        created = (e.get("requestObject") or {}).get("metadata", {}).get("name")
+        if (
+            e["verb"] == verb
+            and ref.get("resource") == resource
+            and ref.get("namespace") == NS
+            and not ref.get("subresource")
+            and name in (ref.get("name"), created)
+            and e.get("responseStatus", {}).get("code", 0) < 300
+        ):
+            count += 1
+    return count
+
+
+def _events(cluster: LocalCluster, name: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl(
+        "get", "events", "-n", NS, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    ).stdout
+    return json.loads(out)["items"]  # type: ignore[no-any-return]
+
+
+def test_a_crash_after_every_write_loses_and_doubles_nothing(
+    cluster: LocalCluster, op: Operator
+) -> None:
+    crashed_at: list[int] = []
+    for n in range(1, MAX_WRITES + 1):
+        name = f"crash-{n}"
+        apply(cluster, training_run(name), namespace=NS)
+        op.start(env={CRASH_AFTER_WRITES: str(n)}, wait=False)
+        assert op.proc is not None
+        try:
+            code = op.proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            code = None  # it never made its n-th write: the lifecycle has fewer
+        if code is None:
+            run = get(cluster, "trainingrun", name, "-n", NS)
+            op.stop()
+            assert run is not None
+            assert _settled(run), run.get("status")
+            break
+        assert code == CRASH_EXIT_CODE, op.log.read_text()[-3000:]
+        op.proc = None
+        crashed_at.append(n)
+        op.start()
+        run = wait_for(
+            cluster,
+            ["trainingrun", name, "-n", NS],
+            _settled,
+            timeout=180,
+            what=f"TrainingRun {name} to succeed with its announcements settled",
+        )
+        op.stop()
+        # One Job, one ModelVersion: nothing created twice across the crash.
+        assert _audited(cluster, "create", "jobs", name) == 1, n
+        assert run["status"]["modelVersion"] == f"iris-{name}"
+        assert _audited(cluster, "create", "modelversions", f"iris-{name}") == 1, n
+        # The outcome was announced, each announcement as one Event object, never two.
+        reasons = [e["reason"] for e in _events(cluster, name)]
+        for reason in ("Registered", "Succeeded"):
+            assert reasons.count(reason) == 1, (n, reasons)
+    else:
+        pytest.fail(f"a lifecycle made more than {MAX_WRITES} writes")
+    print(f"crash points covered: {crashed_at}")
+    assert len(crashed_at) >= 5  # a lifecycle has at least this many writes
+
+
+def test_quiet_after_the_faults(cluster: LocalCluster, op: Operator) -> None:
+    """Everything settled: a restarted operator reconciles every run and writes nothing."""
+    since = time.time()
+    op.start()
+    runs = len(
+        json.loads(cluster.kubectl("get", "trainingruns", "-n", NS, "-o", "json").stdout)["items"]
+    )
+    wait_for(
+        cluster,
+        ["model", "iris", "-n", NS],
+        lambda _: _reconciled(op, "TrainingRun") >= runs,
+        timeout=60,
+        what="every run reconciled",
+    )
+    op.stop()
+    writes = operator_writes(cluster.audit_log, since)
+    assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
+
+
+def _reconciled(op: Operator, kind: str) -> float:
+    for line in op.metrics().splitlines():
+        if line.startswith(f'modelops_reconciles_total{{kind="{kind}",result="success"}}'):
+            return float(line.split()[-1])
+    return 0.0
