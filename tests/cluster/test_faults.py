@@ -129,7 +129,7 @@ def test_a_crash_after_every_write_loses_and_doubles_nothing(
         assert _audited(cluster, "create", "modelversions", f"iris-{name}") == 1, n
         # The outcome was announced, each announcement as one Event object, never two.
         reasons = [e["reason"] for e in _events(cluster, name)]
-        for reason in ("Registered", "Succeeded"):
+        for reason in ("JobCreated", "Registered", "Succeeded"):
             assert reasons.count(reason) == 1, (n, reasons)
     else:
         pytest.fail(f"a lifecycle made more than {MAX_WRITES} writes")

@@ -210,8 +210,25 @@ def test_success_again_after_restart_creates_nothing_new() -> None:
         version=existing,
     )
     plan = trainingrun.reconcile(run, obs, now=NOW)
-    assert [e.reason for e in plan.events] == ["Succeeded"]  # no second "Registered"
+    # The version found is this run's own (the operator died between creating it and
+    # recording it): nothing new is created, and the registration the status now records is
+    # announced — it never was (issue 11.14).
+    assert [e.reason for e in plan.events] == ["Registered", "Succeeded"]
     assert status_of(plan)["phase"] == "Succeeded"
+    assert status_of(plan)["modelVersion"] == "iris-7"
+
+
+def test_a_job_found_before_its_status_records_it_is_announced() -> None:
+    """The operator died between creating the Job and recording it (issue 11.14)."""
+    plan = trainingrun.reconcile(make_run(), observed(job(active=1), (pod("Pending"),)), now=NOW)
+    assert [e.reason for e in plan.events] == ["JobCreated"]
+    assert status_of(plan)["jobName"] == "iris-7"
+    recorded = trainingrun.reconcile(
+        make_run(phase="Pending", jobName="iris-7"),
+        observed(job(active=1), (pod("Pending"),)),
+        now=NOW,
+    )
+    assert recorded.events == ()
 
 
 def test_version_of_another_run_is_a_conflict() -> None:

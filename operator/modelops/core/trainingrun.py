@@ -302,6 +302,11 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
     apply: tuple[Obj, ...] = ()
     if bool(job.get("spec", {}).get("suspend")) != run.spec.suspend:
         apply = (build_job(run),)
+    created = None
+    if not status.job_name:
+        # The Job exists but no status says so yet: the operator that created it died before
+        # recording it. Announce it now, with the status that records it.
+        created = EventSpec("Normal", "JobCreated", f"Created Job {job['metadata']['name']}")
     return _progress(
         run,
         outcome.phase,
@@ -311,6 +316,7 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
         apply=apply,
         job_name=job["metadata"]["name"],
         start=_job_time(job, "startTime"),
+        event=created,
     )
 
 
@@ -410,7 +416,9 @@ def _register(run: api.TrainingRun, observed: Observed, outcome: _Outcome, now: 
             )
     plan = _finish(run, observed, outcome, now, version_name=desired["metadata"]["name"])
     events = plan.events
-    if existing is None:
+    # Announced with the status that records it, not with the create: an operator that died
+    # between the two still says it (the record it finds is its own, checked above).
+    if run.status.model_version is None:
         events = (
             EventSpec(
                 "Normal", "Registered", f"Registered ModelVersion {desired['metadata']['name']}"
