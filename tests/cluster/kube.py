@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -95,17 +95,29 @@ def has_condition(type_: str, status: str = "True") -> Callable[[dict[str, Any]]
 class Operator:
     """The operator as a real process (``python -m modelops``) against the test cluster."""
 
-    def __init__(self, kubeconfig: Path, log: Path, *namespaces: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        *namespaces: str,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.namespaces = namespaces
+        self.args = args
+        """More command-line flags (e.g. leader-election timing)."""
+        self.env = env or {}
+        """More environment (e.g. ``MODELOPS_POD_NAME``, the identity in the leader Lease)."""
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
+        """Start the process and, with ``wait``, wait until its /healthz answers 200."""
         scope = [a for ns in self.namespaces for a in ("--namespace", ns)] or ["--all-namespaces"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -119,12 +131,15 @@ class Operator:
                     str(self.metrics_port),
                     "--health-port",
                     str(self.health_port),
+                    *self.args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
             )
+        if not wait:
+            return
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"operator exited: {self.log.read_text()[-3000:]}"
