@@ -14,11 +14,14 @@ own (``MODELOPS_POD_NAME``). Election runs with short test settings (lease 6 s, 
 3. B is stopped with SIGTERM: it releases the Lease, and C takes it at once.
 4. An operator started while the CRDs are not served yet waits for them, reports no health
    meanwhile, and then serves them (issue 11, item 13).
+5. A leader whose Lease someone else took, and one cut off from the API server (SIGSTOP) for
+   longer than the renew deadline, exit (status 3) instead of reconciling on.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -110,6 +113,8 @@ def user_kubeconfig(cluster: LocalCluster, user: str, work: Path) -> Path:
 @pytest.fixture(scope="module")
 def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     prepare_namespace(cluster, NS)
+    model = {"apiVersion": "modelops.dev/v1alpha1", "kind": "Model", "metadata": {"name": "iris"}}
+    apply(cluster, {**model, "spec": {}}, namespace=NS)
     e = Env(cluster, tmp_path_factory.mktemp("leader"), {})
     try:
         yield e
@@ -264,11 +269,12 @@ def health(op: Operator) -> int | None:
 
 def test_operator_started_before_its_crds_waits_and_then_serves_them(env: Env) -> None:
     """Issue 11, item 13: kopf resolves the watched resources once, at start-up. An operator
-    started while a CRD is not served yet must wait for it rather than report healthy and
-    never watch it."""
+    started while a CRD is not served yet must wait for it, not report healthy and never
+    watch it."""
     cluster = env.cluster
-    crd = "driftpolicies.modelops.dev"
-    cluster.kubectl("delete", "crd", crd, "--wait=true", "--timeout=60s", timeout=90)
+    cluster.kubectl(
+        "delete", "crd", "driftpolicies.modelops.dev", "--wait=true", "--timeout=60s", timeout=90
+    )
     try:
         deadline = time.monotonic() + 60
         while (
@@ -278,21 +284,83 @@ def test_operator_started_before_its_crds_waits_and_then_serves_them(env: Env) -
             time.sleep(0.2)
         d = env.operator("d", start=False)
         d.start(wait=False)
+        # Either it waits, or kopf started without the resource.
         deadline = time.monotonic() + 60
-        waiting = "Waiting until the API server serves driftpolicies.modelops.dev/v1alpha1"
-        while waiting not in d.log.read_text():
+        while not re.search("Waiting until the API server serves|Unresolved", d.log.read_text()):
             assert d.proc is not None
             assert d.proc.poll() is None, d.log.read_text()[-3000:]
             assert time.monotonic() < deadline, d.log.read_text()[-3000:]
             time.sleep(0.2)
-        assert health(d) != 200
+        assert health(d) != 200, "healthy while a watched resource is not served"
     finally:
         install_crds(cluster)
     deadline = time.monotonic() + 60
     while health(d) != 200:
         assert time.monotonic() < deadline, d.log.read_text()[-3000:]
         time.sleep(0.2)
-    apply(cluster, training_run("iris-late"), namespace=NS)
-    wait_for(cluster, ["trainingrun", "iris-late", "-n", NS], has_condition("Succeeded"))
+    # A DriftPolicy created now is watched and reconciled (its Model serves nothing yet).
+    policy = {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "DriftPolicy",
+        "metadata": {"name": "iris-late"},
+        "spec": {"modelRef": {"name": "iris"}},
+    }
+    apply(cluster, policy, namespace=NS)
+    wait_for(
+        cluster,
+        ["driftpolicy", "iris-late", "-n", NS],
+        lambda p: p.get("status", {}).get("observedGeneration") == 1,
+        timeout=60,
+    )
     assert "Unresolved resources" not in d.log.read_text()
     d.stop()
+
+
+def wait_exit(op: Operator, timeout: float) -> int:
+    """The exit status of ``op``'s process, once it ended by itself."""
+    assert op.proc is not None
+    try:
+        return op.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the operator did not exit: {op.log.read_text()[-3000:]}")
+
+
+def test_leader_whose_lease_was_taken_exits_at_once(env: Env) -> None:
+    cluster = env.cluster
+    e = env.operator("e")
+    wait_for(
+        cluster, ["lease", LEASE, "-n", NS], lambda x: x["spec"].get("holderIdentity") == "op-e"
+    )
+    cluster.kubectl(
+        "patch",
+        "lease",
+        LEASE,
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        '{"spec": {"holderIdentity": "someone-else"}}',
+    )
+    assert wait_exit(e, timeout=DURATION) == 3
+    assert "Lost Lease leader/modelops-leader: someone-else holds it now" in e.log.read_text()
+
+
+def test_leader_cut_off_from_the_api_server_exits_before_the_lease_expires(env: Env) -> None:
+    """The API server stops answering (SIGSTOP): the leader gives up at its renew deadline,
+    before a follower could take over, and exits."""
+    cluster = env.cluster
+    cluster.kubectl("delete", "lease", LEASE, "-n", NS)
+    f = env.operator("f")
+    wait_for(
+        cluster, ["lease", LEASE, "-n", NS], lambda x: x["spec"].get("holderIdentity") == "op-f"
+    )
+    apiserver = int((cluster.run_dir / "kube-apiserver.pid").read_text())
+    os.kill(apiserver, signal.SIGSTOP)
+    try:
+        status = wait_exit(f, timeout=DURATION)
+    finally:
+        os.kill(apiserver, signal.SIGCONT)
+    assert status == 3
+    assert re.search(
+        r"Lost Lease leader/modelops-leader: not renewed for [\d.]+s", f.log.read_text()
+    )
