@@ -52,7 +52,7 @@ LEADER_ELECTION_RULES = [
     },
 ]
 """Leader election: create the Lease, then read and renew only that one, in the operator's own
-namespace (handlers/startup.py, k8s/leader.py)."""
+namespace (handlers/election.py, k8s/leader.py)."""
 KINDS = ("models", "modelversions", "trainingruns", "driftpolicies")
 FORBIDDEN_RESOURCES = {"secrets", "configmaps", "serviceaccounts/token", "pods/exec"}
 ESCALATING_VERBS = {"escalate", "bind", "impersonate", "*"}

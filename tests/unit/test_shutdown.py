@@ -13,6 +13,7 @@ from kubernetes import client
 
 from modelops.core.plan import Notification
 from modelops.handlers.deps import Deps
+from modelops.handlers.election import InFlight
 from modelops.handlers.startup import stop
 from modelops.handlers.workqueue import Key, WorkQueue
 from modelops.k8s.client import Kube
@@ -50,8 +51,7 @@ def test_shutdown_leaves_the_event_loop_free_while_notifications_drain(
                 queue=WorkQueue(nothing),
                 notifier=notifier,
             )
-            memo.in_flight = set()
-            memo.elector = None
+            memo.in_flight = InFlight()
             stopping = asyncio.create_task(stop(memo))
             # close() waits up to 5 s for the stuck delivery: were it called on the loop,
             # this wait would only return after it, with shutdown long done.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import kopf
 
 from modelops.api import API_VERSION, GROUP, VERSION
 from modelops.core.plan import EventSpec, Notification
+from modelops.handlers import election
 from modelops.handlers.deps import Deps, utcnow
 from modelops.handlers.reconcile import reconcile
 from modelops.handlers.workqueue import Key, WorkQueue
@@ -18,7 +18,7 @@ from modelops.k8s import leader
 from modelops.k8s.client import Kube
 from modelops.k8s.discovery import missing_resources
 from modelops.notify import Notifier
-from modelops.observability import LeaderMetric, OperatorMetrics
+from modelops.observability import OperatorMetrics
 from modelops.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,6 @@ WATCHED = {
 }
 """What the operator's kopf handlers watch (handlers/events.py). kopf resolves them once, when
 it starts: each must be discoverable by then."""
-
-LOST_LEADERSHIP_EXIT = 3
-"""Exit status of a leader that lost its Lease (its Deployment restarts it as a follower)."""
 
 
 @kopf.on.startup()
@@ -58,20 +55,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.scanning.disabled = not any(c in ns for ns in op.namespaces for c in "*?[!,")
 
     metrics: OperatorMetrics = memo.metrics
-    api = leader.connect(op.kubeconfig)
-    await _wait_until_served(api, op.retry_period_seconds)
-
-    # A reconcile whose worker is cancelled at shutdown still runs to its end in its thread;
-    # the Lease is released only after it, so the next leader never overlaps with its writes.
-    in_flight: set[asyncio.Task[float | None]] = set()
+    await _wait_until_served(leader.connect(op.kubeconfig), op.retry_period_seconds)
+    in_flight = election.InFlight()
+    memo.in_flight = in_flight
 
     async def run(key: Key) -> float | None:
-        task = asyncio.create_task(reconcile(memo.deps, key))
-        in_flight.add(task)
-        task.add_done_callback(_settled(in_flight))
-        return await asyncio.shield(task)
+        return await in_flight.run(reconcile(memo.deps, key))
 
-    memo.in_flight = in_flight
     queue = WorkQueue(run, workers=op.workers)
     kube = Kube.connect(op.kubeconfig)
 
@@ -84,52 +74,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     notifier = Notifier(metrics.notifications, on_failure=undelivered)
     memo.deps = Deps(settings=op, kube=kube, metrics=metrics, queue=queue, notifier=notifier)
-    memo.elector = None
-    gauge = LeaderMetric(metrics.registry, op.identity())
-    if not op.leader_election:
-        log.warning("Leader election is off: start no other replica of this operator")
-        gauge.set(True)
-        queue.start()
-        return
-    namespace = op.lease_namespace()
-    if namespace is None:
-        raise kopf.PermanentError(
-            "Say where the leader Lease lives: --leader-election-namespace NS "
-            "(or MODELOPS_LEADER_ELECTION_NAMESPACE), or turn election off"
-        )
-    timing = leader.LeaseTiming(
-        op.lease_duration_seconds, op.renew_deadline_seconds, op.retry_period_seconds
-    )
-    lock = leader.LeaseLock(api, namespace, op.leader_election_lease, op.renew_deadline_seconds)
-    elector = leader.LeaderElector(lock, op.identity(), timing)
-    memo.elector = elector
-
-    def lead() -> None:
-        # Watch events reached the queue all along; only now do workers take keys from it.
-        gauge.set(True)
-        queue.start()
-
-    async def elect() -> None:
-        await elector.run(lead)
-        gauge.set(False)
-        # Reconciles in flight run in threads that cannot be cancelled: only ending the
-        # process stops them writing at once. The Deployment starts it again as a follower.
-        log.error("Exiting: this process may no longer reconcile")
-        logging.shutdown()
-        os._exit(LOST_LEADERSHIP_EXIT)
-
-    memo.election = asyncio.create_task(elect(), name="modelops-leader-election")
-    memo.gauge = gauge
-
-
-def _settled(in_flight: set[asyncio.Task[float | None]]) -> Any:
-    def done(task: asyncio.Task[float | None]) -> None:
-        in_flight.discard(task)
-        # Its worker reported the outcome, or was cancelled and the outcome no longer matters.
-        if not task.cancelled():
-            task.exception()
-
-    return done
+    # Watch events reach the queue on every replica; its workers run only on the leader.
+    await election.start(memo, op, metrics, queue.start)
 
 
 async def _wait_until_served(api: Any, period: float) -> None:
@@ -150,15 +96,6 @@ async def _wait_until_served(api: Any, period: float) -> None:
             log.warning("Waiting until the API server serves %s", ", ".join(missing))
             waiting = missing
         await asyncio.sleep(period)
-
-
-@kopf.on.probe(id="leader")
-async def leading(memo: kopf.Memo, **_: Any) -> dict[str, object]:
-    """/healthz says who this replica is and whether it leads (followers are healthy too)."""
-    elector: leader.LeaderElector | None = getattr(memo, "elector", None)
-    if elector is None:
-        return {"election": False}
-    return {"identity": elector.identity, "leading": elector.leading, "lease": str(elector.lock)}
 
 
 @kopf.on.login()
@@ -189,23 +126,10 @@ async def stop(memo: kopf.Memo) -> None:
     deps: Deps | None = getattr(memo, "deps", None)
     if deps is None:
         return
-    election: asyncio.Task[None] | None = getattr(memo, "election", None)
-    if election is not None:
-        election.cancel()
-        await asyncio.gather(election, return_exceptions=True)
+    await election.stop_electing(memo)
     await deps.queue.stop()
-    in_flight: set[asyncio.Task[float | None]] = memo.in_flight
-    if in_flight:
-        log.info("Waiting for %d reconcile(s) in flight", len(in_flight))
-        await asyncio.wait(set(in_flight))
-    elector: leader.LeaderElector | None = memo.elector
-    if elector is not None and elector.leading:
-        try:
-            if await asyncio.to_thread(elector.release):
-                log.info("Released %s", elector.lock)
-        except Exception as e:  # the next leader then waits out the lease duration
-            log.warning("Could not release %s: %s", elector.lock, e)
-        memo.gauge.set(False)
+    await memo.in_flight.wait()
+    await election.step_down(memo)
     left = await asyncio.to_thread(deps.notifier.close)
     if left:
         log.warning("Stopped with %d CloudEvent(s) undelivered: they are lost", left)
