@@ -163,11 +163,11 @@ def test_the_chart_crds_are_the_generated_ones(default: list[Obj]) -> None:
 def test_operator_deployment(default: list[Obj]) -> None:
     deployment = one(default, "Deployment", "modelops")
     spec = deployment["spec"]
-    # Two replicas, one leading; an update replaces one pod at a time.
+    # Two replicas, one leading; an update starts a new follower before it stops a pod.
     assert spec["replicas"] == 2
     assert spec["strategy"] == {
         "type": "RollingUpdate",
-        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
     }
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "modelops"
