@@ -34,8 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # These need what only the local control plane gives: pods reachable on loopback addresses
-# (the local runner), the API server's audit log, a second cluster of its own. Against an
-# existing cluster they are skipped, saying so; the API admission tests run anywhere.
+# (the local runner), the API server's audit log, a second cluster of its own, client
+# certificates signed by the harness's CA. Against an existing cluster they are skipped,
+# saying so; the API admission tests run anywhere.
 LOCAL_ONLY = (
     "tests/harness/",
     "tests/cluster/test_training.py",
@@ -43,6 +44,7 @@ LOCAL_ONLY = (
     "tests/cluster/test_drift_e2e.py",
     "tests/cluster/test_install.py",
     "tests/cluster/test_gitops.py",
+    "tests/cluster/test_leader.py",
 )
 
 

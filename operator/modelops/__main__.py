@@ -35,6 +35,42 @@ def parse_args(argv: Sequence[str] | None) -> OperatorSettings:
     parser.add_argument("--metrics-port", type=int, help="port of /metrics (default 8080)")
     parser.add_argument("--health-port", type=int, help="port of /healthz (default 8081)")
     parser.add_argument("--workers", type=int, help="concurrent reconciles (default 4)")
+    election = parser.add_argument_group("leader election")
+    election.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        help="reconcile only while holding the leader Lease (default on; turn it off only "
+        "for a single process)",
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        metavar="NS",
+        help="namespace of the Lease (default: the pod's, else the first watched namespace)",
+    )
+    election.add_argument(
+        "--leader-election-lease", metavar="NAME", help="name of the Lease (modelops-leader)"
+    )
+    election.add_argument(
+        "--lease-duration",
+        type=int,
+        dest="lease_duration_seconds",
+        metavar="S",
+        help="seconds before a silent leader's Lease may be taken (default 15)",
+    )
+    election.add_argument(
+        "--renew-deadline",
+        type=float,
+        dest="renew_deadline_seconds",
+        metavar="S",
+        help="seconds the leader may fail to renew before it exits (default 10)",
+    )
+    election.add_argument(
+        "--retry-period",
+        type=float,
+        dest="retry_period_seconds",
+        metavar="S",
+        help="seconds between renewals and takeover attempts (default 2)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None and k != "verbose"}
@@ -59,6 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.error(
             "Say which namespaces to watch: --namespace NS (repeatable) or "
             "--all-namespaces (or MODELOPS_NAMESPACES / MODELOPS_ALL_NAMESPACES)"
+        )
+        return 2
+    if settings.leader_election and settings.lease_namespace() is None:
+        logging.error(
+            "Say where the leader Lease lives: --leader-election-namespace NS (or "
+            "MODELOPS_LEADER_ELECTION_NAMESPACE), or run a single process with "
+            "--no-leader-election"
         )
         return 2
     logging.info(

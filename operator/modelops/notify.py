@@ -120,15 +120,16 @@ class Notifier:
                     notification.subject,
                 )
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop after the deliveries under way; report what is left undelivered."""
+    def close(self, timeout: float = 5.0) -> int:
+        """Stop after the deliveries under way (blocks up to twice ``timeout``); return how
+        many deliveries are left undelivered (lost: the queue lives in memory only)."""
         self._stop.set()
         with contextlib.suppress(queue.Full):  # a full queue: the thread sees the stop flag
             self._queue.put(None, timeout=timeout)
         self._thread.join(timeout)
-        left = self._queue.qsize()
-        if left:
-            log.warning("Stopping with %d notification(s) undelivered", left)
+        # The stop marker is no delivery; one still being attempted is.
+        queued = sum(1 for item in list(self._queue.queue) if item is not None)
+        return queued + int(self._thread.is_alive())
 
     def _run(self) -> None:
         while True:

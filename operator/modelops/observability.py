@@ -7,7 +7,7 @@ from collections import Counter as Tally
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -378,3 +378,26 @@ class OperatorMetrics:
     def forget_driftpolicy(self, namespace: str, policy: str) -> None:
         """Stop exporting a deleted DriftPolicy."""
         self._drift.forget((namespace, policy))
+
+
+# -- leader election ---------------------------------------------------------------------------
+
+
+class LeaderMetric:
+    """``modelops_leader{identity}``: 1 while this process leads (holds the leader Lease, or
+    runs with election off), else 0. Every replica exports it, so ``sum(modelops_leader)`` is
+    1 when exactly one leads."""
+
+    def __init__(self, registry: CollectorRegistry, identity: str) -> None:
+        gauge = Gauge(
+            "modelops_leader",
+            "1 if this operator process is the leader (the one that reconciles), else 0.",
+            ["identity"],
+            registry=registry,
+        )
+        self._child = gauge.labels(identity)
+        self._child.set(0)
+
+    def set(self, leading: bool) -> None:
+        """Record whether this process leads now."""
+        self._child.set(1 if leading else 0)

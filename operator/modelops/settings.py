@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import os
+import socket
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,3 +42,70 @@ class OperatorSettings(BaseSettings):
         default=None,
         description="Namespace of the operator's own pod (set from the downward API).",
     )
+    pod_name: str | None = Field(
+        default=None,
+        description="Name of the operator's own pod (set from the downward API); it is the "
+        "identity the operator holds the leader Lease under.",
+    )
+    leader_election: bool = Field(
+        default=True,
+        description="Reconcile only while holding the leader Lease, so that several replicas "
+        "can run and exactly one acts. Turn it off only for a single process run by hand.",
+    )
+    leader_election_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the leader Lease; unset means the pod's own namespace, or "
+        "outside a pod the first watched namespace.",
+    )
+    leader_election_lease: str = Field(
+        default="modelops-leader",
+        description="Name of the leader Lease. Replicas of one installation share it; two "
+        "installations in one namespace need different names.",
+    )
+    lease_duration_seconds: int = Field(
+        default=15,
+        ge=1,
+        description="How long a follower waits, after it last saw the Lease change, before it "
+        "takes the Lease of a leader that stopped renewing: the longest failover after a "
+        "leader dies without releasing it.",
+    )
+    renew_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the leader keeps trying to renew before it gives up and exits. "
+        "Shorter than the lease duration, so that a leader cut off from the API server has "
+        "stopped before anyone else can take over.",
+    )
+    retry_period_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the leader renews the Lease and a follower tries to take it.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_timing_is_safe(self) -> Self:
+        if (
+            not self.retry_period_seconds
+            < self.renew_deadline_seconds
+            < (self.lease_duration_seconds)
+        ):
+            raise ValueError(
+                "leader election needs retry_period_seconds < renew_deadline_seconds < "
+                "lease_duration_seconds"
+            )
+        return self
+
+    def identity(self) -> str:
+        """Who this process is in the leader Lease: the pod name, else host name and pid (a
+        process started by hand)."""
+        return self.pod_name or f"{socket.gethostname()}_{os.getpid()}"
+
+    def lease_namespace(self) -> str | None:
+        """Where the leader Lease lives, or None when nothing says (every namespace watched
+        from outside a pod, with no leader_election_namespace)."""
+        if self.leader_election_namespace:
+            return self.leader_election_namespace
+        if self.pod_namespace:
+            return self.pod_namespace
+        plain = [ns for ns in self.namespaces if not any(c in ns for c in "*?[!,")]
+        return plain[0] if plain and not self.all_namespaces else None

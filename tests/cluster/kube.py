@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -96,18 +96,30 @@ def has_condition(type_: str, status: str = "True") -> Callable[[dict[str, Any]]
 class Operator:
     """The operator as a real process (``python -m modelops``) against the test cluster."""
 
-    def __init__(self, kubeconfig: Path, log: Path, *namespaces: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        *namespaces: str,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.namespaces = namespaces
+        self.args = args
+        """More command-line flags (e.g. leader-election timing)."""
+        self.env = env or {}
+        """More environment (e.g. ``MODELOPS_POD_NAME``, the identity in the leader Lease)."""
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, env: dict[str, str] | None = None, wait: bool = True) -> None:
-        """Start the process (``env``: extra variables); with ``wait``, until /healthz answers."""
+    def start(self, *, env: Mapping[str, str] | None = None, wait: bool = True) -> None:
+        """Start the process (``env``: more variables, for this start only) and, with ``wait``,
+        wait until its /healthz answers 200."""
         scope = [a for ns in self.namespaces for a in ("--namespace", ns)] or ["--all-namespaces"]
-        env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env, **(env or {})}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -121,6 +133,7 @@ class Operator:
                     str(self.metrics_port),
                     "--health-port",
                     str(self.health_port),
+                    *self.args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

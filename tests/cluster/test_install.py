@@ -21,8 +21,11 @@ shows the writes were made as the ServiceAccount, none refused, and ``kubectl au
 
 The local runner shares the host's network, so the operator's ports are free ports here (the
 defaults, 8080/8081, could collide with model servers of other tests, which listen on their pod
-addresses at 8080). CRDs are kept after each uninstall (``crds.keep``; the kustomize cleanup
-leaves them out on purpose): other test modules share this cluster and its CRDs.
+addresses at 8080), and one replica runs instead of the default two (they would listen on the
+same ports); it still elects itself leader through the Lease its Role allows
+(tests/cluster/test_leader.py runs two operators). CRDs are kept after each uninstall
+(``crds.keep``; the kustomize cleanup leaves them out on purpose): other test modules share
+this cluster and its CRDs.
 """
 
 from __future__ import annotations
@@ -398,6 +401,18 @@ def assert_runs_in_cluster(cluster: LocalCluster) -> Obj:
     return pod
 
 
+def assert_leads(cluster: LocalCluster, pod: Obj) -> None:
+    """The pod holds the leader Lease in its namespace, under its own name (its Role allows
+    exactly that Lease)."""
+    wait_for(
+        cluster,
+        ["lease", "modelops-leader", "-n", SYSTEM_NS],
+        lambda lease: lease["spec"].get("holderIdentity") == pod["metadata"]["name"],
+        timeout=60,
+        what="the operator pod to hold the leader Lease",
+    )
+
+
 def writes_by_operator(cluster: LocalCluster, ns: str) -> list[Obj]:
     """Audit events (writes) in ``ns`` made by the operator's code."""
     events = []
@@ -500,6 +515,7 @@ def test_helm_install_namespaced(
             {
                 "watch": {"allNamespaces": False, "namespaces": [ns]},
                 "nodeSelector": RUNNER,
+                "replicaCount": 1,
                 "metrics": {"port": free_port()},
                 "health": {"port": free_port()},
             }
@@ -522,6 +538,7 @@ def test_helm_install_namespaced(
     )
     try:
         started = assert_runs_in_cluster(cluster)
+        assert_leads(cluster, started)
         drift_lifecycle(cluster, ns)
         assert_acted_as_its_service_account(cluster, ns, DRIFT_WRITES)
         # The same pod did it all: no restart (a crash would hide behind a new pod's log).
@@ -554,13 +571,14 @@ def test_helm_install_namespaced(
 
 
 def kustomize_overlay(tmp_path: Path) -> Path:
-    """manifests/default with the local runner's nodeSelector and free ports."""
+    """manifests/default with the local runner's nodeSelector, free ports and one replica."""
     metrics, health = free_port(), free_port()
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     container = "/spec/template/spec/containers/0"
     patch = [
         {"op": "add", "path": "/spec/template/spec/nodeSelector", "value": RUNNER},
+        {"op": "replace", "path": "/spec/replicas", "value": 1},
         {"op": "replace", "path": f"{container}/args/1", "value": f"--metrics-port={metrics}"},
         {"op": "replace", "path": f"{container}/args/2", "value": f"--health-port={health}"},
         {"op": "replace", "path": f"{container}/ports/0/containerPort", "value": metrics},
@@ -604,7 +622,7 @@ def test_kustomize_install_cluster_wide(
             "--timeout=180s",
             timeout=200,
         )
-        assert_runs_in_cluster(cluster)
+        assert_leads(cluster, assert_runs_in_cluster(cluster))
         drift_lifecycle(cluster, ns)
         assert_acted_as_its_service_account(cluster, ns, DRIFT_WRITES)
         for where in (ns, "default"):

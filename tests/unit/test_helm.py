@@ -122,8 +122,11 @@ def test_default_kinds(default: list[Obj]) -> None:
             *["CustomResourceDefinition"] * 4,
             *["ClusterRole"] * 3,
             "ClusterRoleBinding",
+            "Role",  # leader election, in the release namespace
+            "RoleBinding",
             "Service",
             "Deployment",
+            "PodDisruptionBudget",
             *["ValidatingAdmissionPolicy"] * 2,
             *["ValidatingAdmissionPolicyBinding"] * 2,
             "Pod",
@@ -160,9 +163,12 @@ def test_the_chart_crds_are_the_generated_ones(default: list[Obj]) -> None:
 def test_operator_deployment(default: list[Obj]) -> None:
     deployment = one(default, "Deployment", "modelops")
     spec = deployment["spec"]
-    # kopf has no leader election: one replica, and never two at once during an update.
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leading; an update starts a new follower before it stops a pod.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == "modelops"
     (container,) = pod["containers"]
@@ -173,17 +179,89 @@ def test_operator_deployment(default: list[Obj]) -> None:
         "--metrics-port=8080",
         "--health-port=8081",
         "--workers=4",
+        "--leader-election-lease=modelops-leader",
+        "--lease-duration=15",
+        "--renew-deadline=10",
+        "--retry-period=2",
     ]
     env = {e["name"]: e for e in container["env"]}
     assert env["MODELOPS_POD_NAMESPACE"]["valueFrom"] == {
         "fieldRef": {"fieldPath": "metadata.namespace"}
     }
+    # The pod name is the replica's identity in the leader Lease.
+    assert env["MODELOPS_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]["memory"]
+
+
+def test_replicas_spread_over_nodes_and_are_evicted_one_at_a_time(default: list[Obj]) -> None:
+    deployment = one(default, "Deployment", "modelops")
+    selector = deployment["spec"]["selector"]
+    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": selector,
+    }
+    budget = one(default, "PodDisruptionBudget", "modelops")
+    assert budget["metadata"]["namespace"] == NAMESPACE
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": selector}
+
+
+def test_anti_affinity_can_be_required_or_left_out() -> None:
+    def affinity(*sets: str) -> Obj | None:
+        spec = one(render_chart(sets=sets), "Deployment")["spec"]["template"]["spec"]
+        return spec.get("affinity")  # type: ignore[no-any-return]
+
+    hard = affinity("podAntiAffinity=hard")
+    assert hard is not None
+    (term,) = hard["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert affinity("podAntiAffinity=none") is None
+    # Affinity of one's own replaces the default.
+    assert affinity("affinity.nodeAffinity.x=1") == {"nodeAffinity": {"x": 1}}
+
+
+def test_leader_election_timing_reaches_the_operator() -> None:
+    objs = render_chart(
+        sets=(
+            "leaderElection.leaseDurationSeconds=30",
+            "leaderElection.renewDeadlineSeconds=20",
+            "leaderElection.retryPeriodSeconds=5",
+            "replicaCount=3",
+        )
+    )
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-3:] == [
+        "--lease-duration=30",
+        "--renew-deadline=20",
+        "--retry-period=5",
+    ]
+
+
+def test_without_leader_election_one_replica_and_no_lease_role() -> None:
+    objs = render_chart(
+        sets=("leaderElection.enabled=false", "replicaCount=1", "podDisruptionBudget.enabled=false")
+    )
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--no-leader-election" in container["args"]
+    assert not find(objs, "Role")
+    assert not find(objs, "PodDisruptionBudget")
+    out = run_helm(
+        "template", RELEASE, str(CHART), "--set", "leaderElection.enabled=false", check=False
+    )
+    assert out.returncode != 0
+    assert "replicaCount > 1 needs leaderElection.enabled" in out.stderr
 
 
 def test_selector_labels_never_change_between_releases(default: list[Obj]) -> None:
@@ -266,8 +344,9 @@ def test_monitoring_is_off_by_default(default: list[Obj]) -> None:
 
 def test_namespaced_mode_has_one_role_per_namespace_and_nothing_cluster_wide() -> None:
     objs = render_chart(values_file("namespaced"))
-    roles = find(objs, "Role")
-    bindings = find(objs, "RoleBinding")
+    # The leader-election Role (release namespace) is checked in test_rbac.py.
+    roles = [r for r in find(objs, "Role") if r["metadata"]["name"] == "modelops"]
+    bindings = [b for b in find(objs, "RoleBinding") if b["metadata"]["name"] == "modelops"]
     assert {r["metadata"]["namespace"] for r in roles} == {"ml-team-a", "ml-team-b"}
     assert {b["metadata"]["namespace"] for b in bindings} == {"ml-team-a", "ml-team-b"}
     for binding in bindings:
@@ -293,7 +372,7 @@ def test_namespaced_mode_has_one_role_per_namespace_and_nothing_cluster_wide() -
 
 def test_namespaced_mode_defaults_to_the_release_namespace() -> None:
     objs = render_chart(sets=("watch.allNamespaces=false",))
-    assert [r["metadata"]["namespace"] for r in find(objs, "Role")] == [NAMESPACE]
+    assert [r["metadata"]["namespace"] for r in find(objs, "Role", "modelops")] == [NAMESPACE]
     (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["args"][0] == f"--namespace={NAMESPACE}"
 
@@ -338,7 +417,10 @@ def test_admission_policies_can_warn_instead_of_deny() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        "replicaCount=2",
+        "replicas=2",
+        "replicaCount=0",
+        "leaderElection.leaseDurationSeconds=1",
+        "podAntiAffinity=always",
         "watch.namespaces[0]=Not_A_Namespace",
         "admissionPolicy.validationActions[0]=Reject",
         "image.digest=latest",

@@ -122,3 +122,26 @@ def test_send_never_blocks_and_drops_are_counted(metrics: OperatorMetrics) -> No
             notifier.send(EVENT, [url], {})
         assert counted(metrics, "dropped") == 49  # one fits in the queue
         notifier.close(timeout=10)
+
+
+def test_close_says_how_many_deliveries_are_left(metrics: OperatorMetrics) -> None:
+    """The one under way to a sink that never answers and the two queued behind it are
+    lost when the operator stops: close() returns their number for the shutdown log."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        notifier = Notifier(metrics.notifications, attempts=1, timeout=5)
+        notifier.send(EVENT, [url], {})
+        wait(lambda: notifier._queue.qsize() == 0)
+        notifier.send(EVENT, [url, url], {})
+        assert notifier.close(timeout=0.2) == 3
+
+
+def test_close_after_everything_was_delivered_leaves_nothing(
+    metrics: OperatorMetrics, sink: FlakySink
+) -> None:
+    notifier = Notifier(metrics.notifications, attempts=5, first_backoff=0.01)
+    notifier.send(EVENT, [sink.url], {})
+    wait(lambda: counted(metrics, "delivered") == 1)
+    assert notifier.close() == 0

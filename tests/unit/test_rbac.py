@@ -42,6 +42,18 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     ("", "pods"): {"list", "watch"},
     ("", "events"): {"get", "create", "patch"},
 }
+LEADER_ELECTION_ROLE = "modelops-leader-election"
+LEADER_ELECTION_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": ["modelops-leader"],
+        "verbs": ["get", "update"],
+    },
+]
+"""Leader election: create the Lease, then read and renew only that one, in the operator's own
+namespace (handlers/election.py, k8s/leader.py)."""
 KINDS = ("models", "modelversions", "trainingruns", "driftpolicies")
 FORBIDDEN_RESOURCES = {"secrets", "configmaps", "serviceaccounts/token", "pods/exec"}
 ESCALATING_VERBS = {"escalate", "bind", "impersonate", "*"}
@@ -59,6 +71,17 @@ def flatten(rules: list[Obj]) -> dict[tuple[str, str], set[str]]:
 
 
 def operator_roles(objs: list[Obj]) -> Iterator[tuple[str, Obj]]:
+    """(scope, role) for each (Cluster)Role bound to the operator's ServiceAccount, except the
+    leader-election Role (see :func:`election_roles`)."""
+    return ((s, r) for s, r in bound_roles(objs) if r["metadata"]["name"] != LEADER_ELECTION_ROLE)
+
+
+def election_roles(objs: list[Obj]) -> list[tuple[str, Obj]]:
+    """(scope, role) for the leader-election Role(s) bound to the operator."""
+    return [(s, r) for s, r in bound_roles(objs) if r["metadata"]["name"] == LEADER_ELECTION_ROLE]
+
+
+def bound_roles(objs: list[Obj]) -> Iterator[tuple[str, Obj]]:
     """(scope, role) for each (Cluster)Role bound to the operator's ServiceAccount."""
     roles = {(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")): o for o in objs}
     for binding in objs:
@@ -92,6 +115,19 @@ def test_operator_rules_are_exactly_the_contract(render: list[Obj]) -> None:
         assert flatten(role["rules"]) == OPERATOR_RULES, f"role in {scope}"
 
 
+def test_leader_election_touches_only_its_lease_in_the_operators_namespace(
+    render: list[Obj],
+) -> None:
+    ((scope, role),) = election_roles(render)
+    assert (scope, role["kind"]) == (NAMESPACE, "Role")
+    assert role["rules"] == LEADER_ELECTION_RULES
+    # The Lease the operator is told to use is the one it may update.
+    (deployment,) = find(render, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    lease = LEADER_ELECTION_RULES[1]["resourceNames"][0]
+    assert f"--leader-election-lease={lease}" in container["args"]
+
+
 def test_namespaced_install_is_bound_only_in_its_namespaces() -> None:
     scopes = sorted(scope for scope, _ in operator_roles(render_chart(values_file("namespaced"))))
     assert scopes == ["ml-team-a", "ml-team-b"]
@@ -106,6 +142,7 @@ def test_no_wildcards_secrets_or_escalation(render: list[Obj]) -> None:
     for role in [*find(render, "ClusterRole"), *find(render, "Role")]:
         for rule in role["rules"]:
             where = f"{role['kind']} {role['metadata']['name']}: {rule}"
+            assert "*" not in rule.get("resourceNames", []), where
             assert "*" not in rule["apiGroups"], where
             assert "*" not in rule["resources"], where
             assert not set(rule["verbs"]) & ESCALATING_VERBS, where
@@ -174,3 +211,6 @@ def test_security_doc_lists_every_permission() -> None:
         assert row is not None, f"docs/security.md has no row for {resource}"
         for verb in verbs:
             assert verb in row, f"docs/security.md: {resource} row lacks {verb}"
+    rows = [line for line in doc.splitlines() if line.startswith("| `coordination.k8s.io`")]
+    verbs = {v for rule in LEADER_ELECTION_RULES for v in rule["verbs"]}
+    assert verbs <= {v.strip() for row in rows for v in row.split("|")[3].split(",")}

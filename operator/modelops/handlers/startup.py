@@ -1,23 +1,36 @@
-"""Process start-up and shutdown: kopf settings, clients, the work queue."""
+"""Process start-up and shutdown: kopf settings, clients, the work queue, leader election."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import kopf
 
-from modelops.api import API_VERSION, GROUP
+from modelops.api import API_VERSION, GROUP, VERSION
 from modelops.core.plan import EventSpec, Notification, Obj
-from modelops.handlers import events
+from modelops.handlers import election, events
 from modelops.handlers.deps import Deps, utcnow
 from modelops.handlers.reconcile import reconcile
 from modelops.handlers.workqueue import Key, WorkQueue
+from modelops.k8s import leader
 from modelops.k8s.cache import Cache
 from modelops.k8s.client import Kube
+from modelops.k8s.discovery import missing_resources
 from modelops.notify import Notifier
 from modelops.observability import OperatorMetrics
 from modelops.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+WATCHED = {
+    f"{GROUP}/{VERSION}": ("trainingruns", "models", "modelversions", "driftpolicies"),
+    "batch/v1": ("jobs",),
+    "apps/v1": ("deployments",),
+}
+"""The kinds the operator's cache lists and watches (handlers/events.py: SOURCES), by API group:
+start-up waits until discovery lists each, and says which it still waits for."""
 
 
 @kopf.on.startup()
@@ -35,14 +48,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     op: OperatorSettings = memo.settings
     # kopf runs the process (start-up, login, health, shutdown) but watches nothing: the
-    # cache's informers do (see handlers/events.py), so it never needs to scan namespaces or
-    # CRDs.
+    # cache's informers do (handlers/events.py), so it never needs to scan namespaces or CRDs.
     settings.scanning.disabled = True
 
     metrics: OperatorMetrics = memo.metrics
+    await _wait_until_served(leader.connect(op.kubeconfig), op.retry_period_seconds)
+    in_flight = election.InFlight()
+    memo.in_flight = in_flight
 
     async def run(key: Key) -> float | None:
-        return await reconcile(memo.deps, key)
+        return await in_flight.run(reconcile(memo.deps, key))
 
     queue = WorkQueue(run, workers=op.workers)
     kube = Kube.connect(op.kubeconfig)
@@ -67,11 +82,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     cache = Cache.for_client(kube.api, events.SOURCES, namespaces, on_event)
     kube.cache = cache
     memo.cache = cache
+    # Every replica keeps its cache warm (a new leader starts at once); no reconcile runs
+    # before every informer has listed once: a partial cache would look like deleted versions
+    # and missing children.
     cache.start()
-    # No reconcile before every informer has listed once: a partial cache would look like
-    # deleted versions and missing children.
     await asyncio.to_thread(cache.wait_synced)
-    queue.start()
+    # Watch events reach the queue on every replica; its workers run only on the leader.
+    await election.start(memo, op, metrics, queue.start)
 
 
 def watch_scope(op: OperatorSettings) -> tuple[list[str], list[str]]:
@@ -87,10 +104,31 @@ def watch_scope(op: OperatorSettings) -> tuple[list[str], list[str]]:
     return wanted, []
 
 
+async def _wait_until_served(api: Any, period: float) -> None:
+    """Return once discovery lists every watched resource. An API server that is starting, or
+    CRDs created a moment ago, are not served yet: until they are, the operator says what it
+    waits for, and does not report healthy."""
+    waiting = None
+    while True:
+        try:
+            missing = await asyncio.to_thread(missing_resources, api, WATCHED)
+        except Exception as e:  # the API server is not reachable yet: the same as not served
+            missing = [f"API discovery ({e})"]
+        if not missing:
+            if waiting is not None:
+                log.info("The API server serves every watched resource now")
+            return
+        if missing != waiting:
+            log.warning("Waiting until the API server serves %s", ", ".join(missing))
+            waiting = missing
+        await asyncio.sleep(period)
+
+
 @kopf.on.login()
 def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
-    """kopf watches with the same server and credentials as our own client (the kubeconfig
-    given on the command line, or the in-cluster service account)."""
+    """kopf (which watches nothing, but posts its own errors) uses the same server and
+    credentials as our own client (the kubeconfig given on the command line, or the in-cluster
+    service account)."""
     c = memo.deps.kube.connection()
     return kopf.ConnectionInfo(
         server=c.server,
@@ -105,11 +143,26 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the workers; a reconcile cut short is simply redone by the next operator."""
+    """See :func:`stop`."""
+    await stop(memo)
+
+
+async def stop(memo: kopf.Memo) -> None:
+    """Stop the workers, let the reconciles in flight end, hand the Lease over, then flush
+    notifications (off the event loop: that can take seconds)."""
     deps: Deps | None = getattr(memo, "deps", None)
-    if deps is not None:
-        await deps.queue.stop()
-        cache: Cache | None = getattr(memo, "cache", None)
-        if cache is not None:
-            await asyncio.to_thread(cache.stop)
-        deps.notifier.close()
+    if deps is None:
+        return
+    await election.stop_electing(memo)
+    await deps.queue.stop()
+    await memo.in_flight.wait()
+    await election.step_down(memo)
+    cache: Cache | None = getattr(memo, "cache", None)
+    if cache is not None:
+        await asyncio.to_thread(cache.stop)
+    left = await asyncio.to_thread(deps.notifier.close)
+    if left:
+        # Their intent stays in the Models' status: the next leader sends them again.
+        log.warning("Stopped with %d CloudEvent(s) undelivered; the next leader sends them", left)
+    else:
+        log.info("Stopped with every CloudEvent delivered")

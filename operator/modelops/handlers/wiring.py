@@ -1,5 +1,5 @@
 """Importing this module registers every kopf handler and every reconciler of the operator."""
 
-from modelops.handlers import driftpolicy, events, model, startup, trainingrun
+from modelops.handlers import driftpolicy, election, events, model, startup, trainingrun
 
-__all__ = ["driftpolicy", "events", "model", "startup", "trainingrun"]
+__all__ = ["driftpolicy", "election", "events", "model", "startup", "trainingrun"]
