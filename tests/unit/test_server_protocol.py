@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from aiohttp import test_utils
+from pydantic import ValidationError
 
 from modelops.runtimes.server import codec
 from modelops.runtimes.server.errors import BadRequestError
@@ -391,6 +392,22 @@ def test_binary_nan_is_decoded_as_nan_and_infinity_is_refused() -> None:
         codec.decode_request(payload, FEATURES, OUTPUTS, 10, infinite)
 
 
+def test_nan_passes_the_decoder_over_http(classifier: ServerSettings) -> None:
+    # Whether a model predicts from a missing value is the model's decision; the protocol layer
+    # must hand it over. modelops-linear/v1 has no rule for missing values, so its outputs are
+    # NaN and the data plane names the missing features; a model that imputes answers 200.
+    raw = json.dumps(matrix([[math.nan, 6.0]])).encode()
+
+    async def scenario(client: Client) -> None:
+        response = await client.post(INFER, data=raw)
+        if response.status != 200:
+            assert response.status == 400
+            error = (await response.json())["error"]
+            assert error.startswith("The model cannot predict from missing values: NaN in x1")
+
+    run(classifier, scenario)
+
+
 # ---------------------------------------------------------------------------------------------
 # HEAD
 
@@ -408,3 +425,20 @@ def test_head_on_health_endpoints(classifier: ServerSettings) -> None:
     registry = run(classifier, scenario)
     labels = {"model": "iris", "version": "v1", "status": "200"}
     assert metric(registry, "modelops_server_requests_total", endpoint="live", **labels) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+
+def test_timeouts_have_documented_defaults_and_must_be_positive(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "sha256:" + "0" * 64)
+    assert settings.header_timeout_seconds == 10
+    assert settings.body_timeout_seconds == 30
+    assert settings.idle_timeout_seconds == 30
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    for name, default in [("HEADER", 10), ("BODY", 30), ("IDLE", 30)]:
+        assert f"| `MODELOPS_SERVER_{name}_TIMEOUT_SECONDS` | `{default}` |" in docs
+    for field in ("header_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds"):
+        with pytest.raises(ValidationError, match=field):
+            make_settings(tmp_path, "sha256:" + "0" * 64, **{field: 0})
