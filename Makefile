@@ -49,15 +49,16 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts.
 -include hack/install.mk
 -include benchmarks/serving/bench.mk
 -include benchmarks/drift/bench.mk
+-include tests/clients/kserve.mk
 
 ##@ Tests
 
 .PHONY: test
-test: install tools ## Run every test: unit, and cluster tests on a local control plane.
+test: install tools kserve-client ## Run every test: unit, and cluster tests on a local control plane.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: install tools ## Run the unit tests only (no cluster; the helm, kstatus and promtool tests need `make tools`).
+test-unit: install tools kserve-client ## Run the unit tests only (no cluster; the helm, kstatus and promtool tests need `make tools`).
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 
 ##@ Local cluster

@@ -3,6 +3,11 @@
 Handlers are thin: read and parse the request, call the :class:`DataPlane`, serialise the
 result. :func:`create_app` builds the application from settings and an injected registry;
 :func:`serve` runs it until SIGTERM or SIGINT and then shuts down gracefully.
+
+Every response the server writes, including those to malformed HTTP, is either a success or an
+OIP error: ``Content-Type: application/json`` and ``{"error": "<message>"}``. Connections are
+bounded in time (``header_timeout_seconds``, ``body_timeout_seconds``,
+``idle_timeout_seconds``) so that slow or idle clients cannot hold them forever.
 """
 
 import asyncio
@@ -12,14 +17,21 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.log import access_logger
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 
+from modelops.runtimes.server import codec
 from modelops.runtimes.server.dataplane import DataPlane
-from modelops.runtimes.server.errors import BadRequestError, InferenceError, PayloadTooLargeError
+from modelops.runtimes.server.errors import (
+    ClientGoneError,
+    InferenceError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+)
 from modelops.runtimes.server.metrics import ServerMetrics
 from modelops.runtimes.server.model import LinearServedModel
 from modelops.runtimes.server.settings import ServerSettings
@@ -80,11 +92,143 @@ class InFlight:
         await self._idle.wait()
 
 
+class _Connection(web.RequestHandler):
+    """aiohttp's handler of one client connection, with the limits aiohttp lacks.
+
+    * **Header timeout.** From the first byte of a request, its headers must be complete
+      within ``header_timeout`` seconds, or the connection is closed. aiohttp's keep-alive
+      timer (``idle_timeout_seconds``) already closes connections that stay silent, and it also
+      runs from the moment a connection opens, but bytes trickling in slowly (slowloris) would
+      otherwise hold a connection for the whole idle timeout.
+    * **Malformed HTTP** gets the OIP error body as exact JSON instead of aiohttp's plain text,
+      and is logged at debug level, not as an exception with a traceback: a bad request line
+      is the client's problem (port scanners, TLS spoken to a plain HTTP port).
+    * **408** (body timeout, see :func:`_infer`) closes the connection at once instead of
+      aiohttp lingering to read the rest of a body that is not coming.
+    """
+
+    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = header_timeout
+        self._header_deadline: asyncio.TimerHandle | None = None
+        # True from complete headers until the response is written: bytes arriving meanwhile
+        # are the body (or a pipelined request, which the idle timeout still bounds).
+        self._handling = False
+
+    def data_received(self, data: bytes) -> None:
+        """Start the header deadline on the first bytes of a request, then parse them."""
+        if data and not self._handling and self._header_deadline is None:
+            self._header_deadline = asyncio.get_running_loop().call_later(
+                self._header_timeout, self._headers_too_slow
+            )
+        super().data_received(data)
+
+    def headers_received(self) -> None:
+        """The application has a complete request (called by the middleware)."""
+        self._handling = True
+        self._cancel_header_deadline()
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """Write the response; after a 408 close the connection instead of lingering."""
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            self._handling = False
+            if resp.status == HTTPStatus.REQUEST_TIMEOUT:
+                self.force_close()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """Answer a request aiohttp could not parse or hand to the application."""
+        self._cancel_header_deadline()
+        if status >= 500:
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        else:
+            logger.debug("Malformed HTTP request from %s: %s", request.remote, message)
+        if request.writer.output_size > 0:
+            # Part of a response is out already; there is no way to send another one.
+            raise ConnectionError("Response already started, cannot send the error")
+        phrase = HTTPStatus(status).phrase
+        response = _error(status, f"Malformed HTTP request: {message}" if message else phrase)
+        response.force_close()
+        return response
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Forget the header deadline; aiohttp cleans up the rest."""
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        logger.debug(
+            "Closed the connection from %s: no complete request headers within %gs",
+            self.peername,
+            self._header_timeout,
+        )
+        self.force_close()
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+
+class _Server(web.Server):
+    """An aiohttp server whose connections are :class:`_Connection`."""
+
+    def __init__(
+        self,
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+        *,
+        request_factory: Callable[..., web.BaseRequest],
+        **connection_options: Any,
+    ) -> None:
+        super().__init__(handler, request_factory=request_factory)
+        self._connection_options = connection_options
+
+    def __call__(self) -> web.RequestHandler:
+        """Make the protocol for a new connection (the event loop calls this)."""
+        return _Connection(self, loop=asyncio.get_running_loop(), **self._connection_options)
+
+
+class _Runner(web.AppRunner):
+    """The application runner for :func:`serve`: connections are :class:`_Connection`, with
+    the timeouts and access log of ``settings``."""
+
+    def __init__(self, app: web.Application, settings: ServerSettings) -> None:
+        super().__init__(app, shutdown_timeout=_CLEANUP_TIMEOUT_SECONDS)
+        self._connection_options: dict[str, Any] = {
+            "header_timeout": settings.header_timeout_seconds,
+            # aiohttp's keep-alive timer runs whenever a connection waits for a request,
+            # including before the first one: the idle timeout.
+            "keepalive_timeout": settings.idle_timeout_seconds,
+            "access_log": access_logger if settings.access_log else None,
+        }
+
+    async def _make_server(self) -> web.Server:
+        # aiohttp has no option for the connection class. Let it start the application and
+        # build its server, then serve the same handler with our connections.
+        made = await super()._make_server()
+        return _Server(
+            made.request_handler,
+            request_factory=made.request_factory,
+            **self._connection_options,
+        )
+
+
 DATAPLANE = web.AppKey("dataplane", DataPlane)
 LOADING = web.AppKey("loading", ModelLoading)
 _REGISTRY = web.AppKey("registry", CollectorRegistry)
 _SETTINGS = web.AppKey("settings", ServerSettings)
 _IN_FLIGHT = web.AppKey("in_flight", InFlight)
+_JSON = "application/json"
 # After the drain, how long aiohttp may still wait for a handler that started meanwhile before
 # cancelling it. Positive: aiohttp treats a timeout of 0 as no timeout at all.
 _CLEANUP_TIMEOUT_SECONDS = 1.0
@@ -118,7 +262,11 @@ def create_app(settings: ServerSettings, registry: CollectorRegistry) -> web.App
         ("GET", "/metrics", "metrics", _metrics),
     ]
     for method, path, endpoint, handler in routes:
-        app.router.add_route(method, path, _observed(endpoint, handler, metrics, in_flight))
+        observed = _observed(endpoint, handler, metrics, in_flight)
+        app.router.add_route(method, path, observed)
+        if method == "GET":
+            # Probes and load balancers may check health with HEAD: the same answer, no body.
+            app.router.add_route("HEAD", path, observed)
     app.cleanup_ctx.append(_load_model)
     return app
 
@@ -133,11 +281,7 @@ async def serve(settings: ServerSettings, registry: CollectorRegistry) -> None:
     returns, so that the process exits 0.
     """
     app = create_app(settings, registry)
-    runner = web.AppRunner(
-        app,
-        access_log=access_logger if settings.access_log else None,
-        shutdown_timeout=_CLEANUP_TIMEOUT_SECONDS,
-    )
+    runner = _Runner(app, settings)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -215,6 +359,15 @@ def _observed(
             response = await handler(request)
         except InferenceError as error:
             response = _error(error.status, str(error))
+        except ClientGoneError:
+            # Nobody is left to answer and nothing went wrong here: no traceback, no 500.
+            logger.debug(
+                "Client %s closed the connection during %s %s",
+                request.remote,
+                request.method,
+                request.path,
+            )
+            response = _error(ClientGoneError.status, "Client closed the connection")
         except Exception:
             logger.exception("Failed to handle %s %s", request.method, request.path)
             response = _error(500, "Internal server error")
@@ -232,6 +385,8 @@ def _observed(
 async def _json_errors(request: web.Request, handler: _NextHandler) -> web.StreamResponse:
     # Routing errors (unknown path, wrong method) are raised by aiohttp before any handler runs;
     # give them the OIP error body too.
+    if isinstance(request.protocol, _Connection):
+        request.protocol.headers_received()
     try:
         return await handler(request)
     except web.HTTPException as error:
@@ -244,7 +399,11 @@ async def _json_errors(request: web.Request, handler: _NextHandler) -> web.Strea
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(body, status=status)
+    # Exactly application/json, without aiohttp's "; charset=utf-8": JSON is UTF-8 by
+    # definition and the KServe client shows an empty error for any other content type.
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers={"Content-Type": _JSON}
+    )
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -287,19 +446,33 @@ async def _reference(request: web.Request) -> web.Response:
 
 
 async def _infer(request: web.Request) -> web.Response:
+    settings = request.app[_SETTINGS]
     try:
-        body = await request.read()
+        async with asyncio.timeout(settings.body_timeout_seconds):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLargeError(
-            f"Request body is larger than the maximum of {request.app[_SETTINGS].max_body_bytes} "
-            "bytes"
+            f"Request body is larger than the maximum of {settings.max_body_bytes} bytes"
         ) from None
-    try:
-        payload = json.loads(body)
-    except ValueError as error:
-        raise BadRequestError(f"Request body is not valid JSON: {error}") from None
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"The request body did not arrive within {settings.body_timeout_seconds:g}s"
+        ) from None
+    except ConnectionError:
+        raise ClientGoneError from None
+    document, binary = codec.split_body(body, request.headers.get(codec.HEADER_LENGTH))
+    payload = codec.parse_json(document)
     name = request.match_info["name"]
-    return _json(request.app[DATAPLANE].infer(name, _version(request), payload))
+    encoded = request.app[DATAPLANE].infer(name, _version(request), payload, binary)
+    if not encoded.binary:
+        return web.Response(body=encoded.header, headers={"Content-Type": _JSON})
+    return web.Response(
+        body=encoded.header + encoded.binary,
+        headers={
+            "Content-Type": "application/octet-stream",
+            codec.HEADER_LENGTH: str(len(encoded.header)),
+        },
+    )
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -11,13 +11,26 @@ Two request styles are accepted (docs/server.md):
 * one 1-D tensor ``[N]`` per feature, named after the feature: numeric datatypes for numeric
   features, ``BYTES`` (JSON strings) for categorical ones.
 
-Every problem raises :class:`BadRequestError` (400) or, for too many rows,
-:class:`PayloadTooLargeError` (413), with a message that names the input and the rule.
+Either style may carry its data in JSON (``data``) or with the binary tensor data extension
+that tritonclient and the KServe client use by default: the body is a JSON header of
+``Inference-Header-Content-Length`` bytes followed by the raw tensors, each input saying its
+size in ``parameters.binary_data_size`` (little-endian values, row-major; ``BYTES`` elements
+as a 4-byte little-endian length and the UTF-8 bytes). Outputs are returned the same way when
+the request asks for it (``parameters.binary_data_output`` or an output's
+``parameters.binary_data``).
+
+Floating-point data may hold NaN (a missing value; the JSON ``NaN`` literal or a binary NaN)
+and is passed on as is; infinities are refused. Every problem raises :class:`BadRequestError`
+(400) or, for too many rows, :class:`PayloadTooLargeError` (413), with a message that names the
+input and the rule.
 """
 
+import json
 import math
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -32,12 +45,31 @@ from modelops.runtimes.server.model import (
     TensorSpec,
 )
 
-INTEGER_DATATYPES = frozenset(
-    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
-)
-FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
+#: The HTTP header that says how many bytes of the body are the JSON header (binary extension).
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+#: Little-endian numpy dtypes of the numeric OIP datatypes, for binary tensor data.
+_DTYPES: Mapping[str, np.dtype[Any]] = {
+    name: np.dtype(code)
+    for name, code in {
+        "INT8": "i1",
+        "INT16": "<i2",
+        "INT32": "<i4",
+        "INT64": "<i8",
+        "UINT8": "u1",
+        "UINT16": "<u2",
+        "UINT32": "<u4",
+        "UINT64": "<u8",
+        "FP16": "<f2",
+        "FP32": "<f4",
+        "FP64": "<f8",
+    }.items()
+}
+INTEGER_DATATYPES = frozenset(name for name, dtype in _DTYPES.items() if dtype.kind in "iu")
+FLOAT_DATATYPES = frozenset(name for name, dtype in _DTYPES.items() if dtype.kind == "f")
 NUMERIC_DATATYPES = INTEGER_DATATYPES | FLOAT_DATATYPES
 _NUMERIC_LIST = "FP32, FP64, INT32, INT64 (or another OIP numeric type)"
+_LENGTH = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -48,6 +80,17 @@ class DecodedRequest:
     request_id: str | None
     #: Names of the outputs the client asked for, or None for all of them.
     requested_outputs: frozenset[str] | None
+    #: Names of the outputs to send as binary tensor data rather than in JSON.
+    binary_outputs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class EncodedResponse:
+    """A response body: ``header`` is the JSON document; ``binary``, if not empty, the raw
+    output tensors that follow it (then ``HEADER_LENGTH`` says where the JSON ends)."""
+
+    header: bytes
+    binary: bytes
 
 
 @dataclass(frozen=True)
@@ -55,7 +98,43 @@ class _Tensor:
     name: str
     datatype: str
     shape: tuple[int, ...]
-    data: list[Any]
+    #: The JSON ``data``, or None when the tensor came as binary data in ``raw``.
+    data: list[Any] | None
+    raw: bytes
+
+
+def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """Split a request body into its JSON header and the binary tensor data after it.
+
+    ``header_length`` is the ``Inference-Header-Content-Length`` header, if the client sent
+    one; without it the whole body is JSON.
+    """
+    if header_length is None:
+        return body, b""
+    if not header_length.isascii() or not header_length.isdigit():
+        raise BadRequestError(
+            f"{HEADER_LENGTH} must be a non-negative integer, got {header_length!r}"
+        )
+    length = int(header_length)
+    if length > len(body):
+        raise BadRequestError(
+            f"{HEADER_LENGTH} is {length} but the request body has only {len(body)} bytes"
+        )
+    return body[:length], body[length:]
+
+
+def parse_json(document: bytes) -> object:
+    """Parse a JSON request header; any failure, including nesting too deep, is a 400.
+
+    ``NaN`` (as Python's ``json`` writes a missing value) is accepted, like ``Infinity``,
+    which the tensor decoder then refuses.
+    """
+    try:
+        return json.loads(document)
+    except ValueError as error:
+        raise BadRequestError(f"Request body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise BadRequestError("Request body is not valid JSON: it is nested too deeply") from None
 
 
 def decode_request(
@@ -63,19 +142,34 @@ def decode_request(
     features: Sequence[FeatureSpec],
     outputs: Sequence[TensorSpec],
     max_batch_size: int,
+    binary: bytes = b"",
 ) -> DecodedRequest:
-    """Validate a parsed JSON request body against the model's inputs and outputs."""
+    """Validate a parsed JSON request header against the model's inputs and outputs.
+
+    ``binary`` is the binary tensor data that followed the JSON header, if any.
+    """
     if not isinstance(payload, dict):
         raise BadRequestError("Request body must be a JSON object with 'inputs'")
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequestError("Request 'id' must be a string")
+    parameters = _parameters(payload, "Request")
     raw_inputs = payload.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise BadRequestError(
             "Request has no 'inputs': send one [N, n_features] tensor or one [N] tensor per feature"
         )
-    tensors = [_tensor(position, raw) for position, raw in enumerate(raw_inputs)]
+    tensors = []
+    offset = 0
+    for position, raw in enumerate(raw_inputs):
+        tensor = _tensor(position, raw, binary, offset)
+        offset += len(tensor.raw)
+        tensors.append(tensor)
+    if offset != len(binary):
+        raise BadRequestError(
+            f"The request has {len(binary)} bytes of binary data after the JSON header but its "
+            f"inputs' 'binary_data_size' parameters add up to {offset}"
+        )
     for tensor in tensors:
         if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and len(tensors) > 1):
             raise BadRequestError(
@@ -91,10 +185,13 @@ def decode_request(
         batch = _decode_matrix(tensors[0], features)
     else:
         batch = _decode_columns(tensors, features)
+    binary_default = _flag(parameters, "binary_data_output", "Request")
+    requested, binary_outputs = _requested_outputs(payload.get("outputs"), outputs, binary_default)
     return DecodedRequest(
         batch=batch,
         request_id=request_id,
-        requested_outputs=_requested_outputs(payload.get("outputs"), outputs),
+        requested_outputs=requested,
+        binary_outputs=binary_outputs,
     )
 
 
@@ -105,26 +202,56 @@ def encode_response(
     request_id: str | None,
     outputs: Sequence[TensorSpec],
     requested: frozenset[str] | None,
+    binary: frozenset[str],
     results: Mapping[str, npt.NDArray[np.generic]],
-) -> dict[str, Any]:
-    """Build the OIP v2 response body; ``results`` holds one array per output name."""
+) -> EncodedResponse:
+    """Build the OIP v2 response; ``results`` holds one array per output name and the outputs
+    named in ``binary`` go after the JSON header as binary tensor data."""
     body: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
     if request_id is not None:
         body["id"] = request_id
-    body["outputs"] = [
-        {
+    tensors = []
+    chunks = []
+    for spec in outputs:
+        if requested is not None and spec.name not in requested:
+            continue
+        array = results[spec.name]
+        tensor: dict[str, Any] = {
             "name": spec.name,
-            "shape": list(results[spec.name].shape),
+            "shape": list(array.shape),
             "datatype": spec.datatype,
-            "data": results[spec.name].ravel().tolist(),
         }
-        for spec in outputs
-        if requested is None or spec.name in requested
-    ]
-    return body
+        if spec.name in binary:
+            if spec.datatype == "BYTES":
+                chunk = _bytes_data(array)
+            else:
+                chunk = np.ascontiguousarray(array, dtype=_DTYPES[spec.datatype]).tobytes()
+            tensor["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            tensor["data"] = array.ravel().tolist()
+        tensors.append(tensor)
+    body["outputs"] = tensors
+    return EncodedResponse(header=json.dumps(body).encode(), binary=b"".join(chunks))
 
 
-def _tensor(position: int, raw: object) -> _Tensor:
+def _parameters(entry: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = entry.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise BadRequestError(f"{what} 'parameters' must be a JSON object")
+    return parameters
+
+
+def _flag(parameters: dict[str, Any], key: str, what: str, default: bool = False) -> bool:
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequestError(f"{what} parameter {key!r} must be true or false, got {value!r}")
+    return value
+
+
+def _tensor(position: int, raw: object, binary: bytes, offset: int) -> _Tensor:
     if not isinstance(raw, dict):
         raise BadRequestError(f"Input {position} must be a JSON object")
     name = raw.get("name")
@@ -144,10 +271,26 @@ def _tensor(position: int, raw: object) -> _Tensor:
             f"Input {name!r} has an invalid 'shape' {shape!r}: expected a list of "
             "non-negative integers"
         )
-    data = raw.get("data")
-    if not isinstance(data, list):
-        raise BadRequestError(f"Input {name!r} has no 'data' list")
-    return _Tensor(name=name, datatype=datatype, shape=tuple(shape), data=data)
+    size = _parameters(raw, f"Input {name!r}").get("binary_data_size")
+    if size is None:
+        data = raw.get("data")
+        if not isinstance(data, list):
+            raise BadRequestError(f"Input {name!r} has no 'data' list")
+        return _Tensor(name=name, datatype=datatype, shape=tuple(shape), data=data, raw=b"")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise BadRequestError(
+            f"Input {name!r} has an invalid 'binary_data_size' {size!r}: expected a "
+            "non-negative integer"
+        )
+    if "data" in raw:
+        raise BadRequestError(f"Input {name!r} has both 'data' and 'binary_data_size'")
+    if offset + size > len(binary):
+        raise BadRequestError(
+            f"Input {name!r} has 'binary_data_size' {size} but only {len(binary) - offset} "
+            "bytes of binary data are left after the JSON header"
+        )
+    chunk = binary[offset : offset + size]
+    return _Tensor(name=name, datatype=datatype, shape=tuple(shape), data=None, raw=chunk)
 
 
 def _decode_matrix(tensor: _Tensor, features: Sequence[FeatureSpec]) -> FeatureBatch:
@@ -209,6 +352,16 @@ def _numeric(tensor: _Tensor) -> FloatArray:
             f"Input {tensor.name!r} has datatype {tensor.datatype}: a numeric feature needs "
             f"{_NUMERIC_LIST}"
         )
+    values = _numeric_json(tensor) if tensor.data is not None else _numeric_binary(tensor)
+    floats = values.astype(np.float64, copy=False).reshape(-1)
+    # NaN is a missing value and is passed on; an infinity is not a measurement.
+    if values.dtype.kind == "f" and np.isinf(floats).any():
+        raise BadRequestError(f"Input {tensor.name!r} contains infinite values")
+    return floats
+
+
+def _numeric_json(tensor: _Tensor) -> npt.NDArray[Any]:
+    assert tensor.data is not None
     try:
         # No dtype: numpy infers it, so strings, booleans and nulls show up as a wrong kind
         # instead of being silently converted ("1.5" -> 1.5, true -> 1.0, null -> nan).
@@ -217,7 +370,7 @@ def _numeric(tensor: _Tensor) -> FloatArray:
         raise BadRequestError(
             f"Input {tensor.name!r} has ragged nested 'data'; send it flat in row-major order"
         ) from None
-    if values.dtype.kind not in "iuf":
+    if values.dtype.kind not in "iuf" or _has_booleans(tensor.data, values):
         raise BadRequestError(
             f"Input {tensor.name!r} has datatype {tensor.datatype} but its data contains "
             "non-numeric values"
@@ -233,10 +386,33 @@ def _numeric(tensor: _Tensor) -> FloatArray:
             f"Input {tensor.name!r} has shape {list(tensor.shape)} ({expected} elements) but "
             f"{values.size} data elements"
         )
-    floats = values.astype(np.float64, copy=False).reshape(-1)
-    if values.dtype.kind == "f" and not np.isfinite(floats).all():
-        raise BadRequestError(f"Input {tensor.name!r} contains NaN or infinite values")
-    return floats
+    return values
+
+
+def _has_booleans(data: list[Any], values: npt.NDArray[Any]) -> bool:
+    """Whether JSON ``true``/``false`` hide among numbers, which numpy reads as 1 and 0.
+
+    Only arrays holding a 0 or a 1 can have them, so most requests skip the walk over the
+    element types.
+    """
+    if not ((values == 0) | (values == 1)).any():
+        return False
+    # numpy accepted the nesting, so every level is a list of lists down to the numbers.
+    items: list[Any] = data
+    while items and isinstance(items[0], list):
+        items = list(chain.from_iterable(items))
+    return bool in set(map(type, items))
+
+
+def _numeric_binary(tensor: _Tensor) -> npt.NDArray[Any]:
+    dtype = _DTYPES[tensor.datatype]
+    expected = math.prod(tensor.shape)
+    if len(tensor.raw) != expected * dtype.itemsize:
+        raise BadRequestError(
+            f"Input {tensor.name!r} has shape {list(tensor.shape)} ({expected} elements of "
+            f"{dtype.itemsize} bytes) but 'binary_data_size' {len(tensor.raw)}"
+        )
+    return np.frombuffer(tensor.raw, dtype=dtype)
 
 
 def _categorical(tensor: _Tensor) -> ObjectArray:
@@ -245,23 +421,57 @@ def _categorical(tensor: _Tensor) -> ObjectArray:
             f"Input {tensor.name!r} has datatype {tensor.datatype}: a categorical feature "
             "needs BYTES"
         )
-    if not all(isinstance(value, str) for value in tensor.data):
+    if tensor.data is None:
+        values = _split_bytes(tensor)
+    elif all(isinstance(value, str) for value in tensor.data):
+        values = tensor.data
+    else:
         raise BadRequestError(
             f"Input {tensor.name!r} has datatype BYTES but its data contains non-string values"
         )
-    if len(tensor.data) != tensor.shape[0]:
+    if len(values) != tensor.shape[0]:
         raise BadRequestError(
-            f"Input {tensor.name!r} has shape {list(tensor.shape)} but {len(tensor.data)} "
-            "data elements"
+            f"Input {tensor.name!r} has shape {list(tensor.shape)} but {len(values)} data elements"
         )
-    column = np.empty(len(tensor.data), dtype=np.object_)
-    column[:] = tensor.data
+    column = np.empty(len(values), dtype=np.object_)
+    column[:] = values
     return column
 
 
-def _requested_outputs(raw: object, outputs: Sequence[TensorSpec]) -> frozenset[str] | None:
+def _split_bytes(tensor: _Tensor) -> list[str]:
+    """The elements of a binary BYTES tensor: each a 4-byte little-endian length, then bytes."""
+    raw = tensor.raw
+    values = []
+    position = 0
+    while position < len(raw):
+        if position + _LENGTH.size > len(raw):
+            raise BadRequestError(
+                f"Input {tensor.name!r} has binary BYTES data that ends inside an element length"
+            )
+        (length,) = _LENGTH.unpack_from(raw, position)
+        position += _LENGTH.size
+        if position + length > len(raw):
+            raise BadRequestError(
+                f"Input {tensor.name!r} has a binary BYTES element of {length} bytes but only "
+                f"{len(raw) - position} bytes are left"
+            )
+        try:
+            values.append(raw[position : position + length].decode())
+        except UnicodeDecodeError:
+            raise BadRequestError(
+                f"Input {tensor.name!r} has a BYTES element that is not UTF-8 text"
+            ) from None
+        position += length
+    return values
+
+
+def _requested_outputs(
+    raw: object, outputs: Sequence[TensorSpec], binary_default: bool
+) -> tuple[frozenset[str] | None, frozenset[str]]:
+    """The names of the requested outputs (None: all) and of those to send as binary."""
     if raw is None:
-        return None
+        everything = frozenset(spec.name for spec in outputs) if binary_default else frozenset()
+        return None, everything
     if not isinstance(raw, list) or not all(
         isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in raw
     ):
@@ -273,7 +483,22 @@ def _requested_outputs(raw: object, outputs: Sequence[TensorSpec]) -> frozenset[
             f"Unknown output(s) {', '.join(unknown)}: the model's outputs are "
             f"{', '.join(spec.name for spec in outputs)}"
         )
-    return names
+    binary = frozenset(
+        entry["name"]
+        for entry in raw
+        if _flag(
+            _parameters(entry, f"Output {entry['name']!r}"),
+            "binary_data",
+            f"Output {entry['name']!r}",
+            binary_default,
+        )
+    )
+    return names, binary
+
+
+def _bytes_data(array: npt.NDArray[np.generic]) -> bytes:
+    encoded = [str(value).encode() for value in array.ravel()]
+    return b"".join(_LENGTH.pack(len(value)) + value for value in encoded)
 
 
 def _names(features: Sequence[FeatureSpec]) -> str:

@@ -14,7 +14,7 @@ import modelops
 from modelops.runtimes.server import codec, loader
 from modelops.runtimes.server.errors import BadRequestError, ModelNotReadyError, NotFoundError
 from modelops.runtimes.server.metrics import ServerMetrics
-from modelops.runtimes.server.model import ServedModel
+from modelops.runtimes.server.model import FeatureBatch, ServedModel
 from modelops.runtimes.server.settings import ServerSettings
 
 SERVER_NAME = "modelops-server"
@@ -80,8 +80,13 @@ class DataPlane:
         return self._model.ready
 
     def server_metadata(self) -> dict[str, Any]:
-        """The OIP server metadata: name, version, extensions (none)."""
-        return {"name": SERVER_NAME, "version": modelops.__version__, "extensions": []}
+        """The OIP server metadata: name, version and the one protocol extension, binary
+        tensor data."""
+        return {
+            "name": SERVER_NAME,
+            "version": modelops.__version__,
+            "extensions": ["binary_tensor_data"],
+        }
 
     def model_ready(self, name: str, version: str | None) -> bool:
         """Whether the named model (and version, if given) is ready; 404 for another model."""
@@ -116,24 +121,26 @@ class DataPlane:
         document: dict[str, Any] = self._model.reference.model_dump(mode="json", by_alias=True)
         return document
 
-    def infer(self, name: str, version: str | None, payload: object) -> dict[str, Any]:
-        """Validate ``payload`` (a parsed JSON body), predict, record the features, encode.
+    def infer(
+        self, name: str, version: str | None, payload: object, binary: bytes = b""
+    ) -> codec.EncodedResponse:
+        """Validate ``payload`` (the parsed JSON header; ``binary``, the binary tensor data
+        after it), predict, record the features, encode.
 
         Only requests that get an answer are recorded in the feature distributions.
         """
         self._check_ready(name, version)
         outputs = self._model.outputs
         request = codec.decode_request(
-            payload, self._model.features, outputs, self._settings.max_batch_size
+            payload, self._model.features, outputs, self._settings.max_batch_size, binary
         )
         results = self._model.predict(request.batch)
-        # Finite inputs can still overflow float64 (1e308 times a weight); JSON has no inf/NaN.
+        # A prediction must be a number: NaN or inf in the outputs means the model could not
+        # compute one for these inputs.
         if not all(
             np.isfinite(array).all() for array in results.values() if array.dtype.kind == "f"
         ):
-            raise BadRequestError(
-                "The inputs are outside the model's numeric range: its outputs overflow"
-            )
+            raise BadRequestError(_no_prediction_because(request.batch))
         self._metrics.features.observe(request.batch.columns)
         return codec.encode_response(
             model_name=self._settings.model_name,
@@ -141,6 +148,7 @@ class DataPlane:
             request_id=request.request_id,
             outputs=outputs,
             requested=request.requested_outputs,
+            binary=request.binary_outputs,
             results=results,
         )
 
@@ -160,3 +168,18 @@ class DataPlane:
                 f"Model {name!r} version {self._settings.model_version!r} is not ready: "
                 f"{self._not_ready_because}"
             )
+
+
+def _no_prediction_because(batch: FeatureBatch) -> str:
+    missing = [
+        name
+        for name, column in batch.columns.items()
+        if column.dtype.kind == "f" and np.isnan(column).any()
+    ]
+    if missing:
+        return (
+            f"The model cannot predict from missing values: NaN in {', '.join(missing)} gives "
+            "non-numeric outputs"
+        )
+    # Finite inputs can still overflow float64 (1e308 times a weight).
+    return "The inputs are outside the model's numeric range: its outputs overflow"

@@ -25,6 +25,12 @@ class NotFoundError(InferenceError):
     status = 404
 
 
+class RequestTimeoutError(InferenceError):
+    """The request body did not arrive within ``body_timeout_seconds``."""
+
+    status = 408
+
+
 class PayloadTooLargeError(InferenceError):
     """The body exceeds ``max_body_bytes`` or the batch exceeds ``max_batch_size``."""
 
@@ -35,3 +41,13 @@ class ModelNotReadyError(InferenceError):
     """The model is not loaded (still loading, or refused: retired, tampered with, invalid)."""
 
     status = 503
+
+
+class ClientGoneError(Exception):
+    """The client closed the connection before its request body had arrived.
+
+    Not an error of the server and nobody is left to answer: the request is counted with the
+    status 499 (nginx's "client closed request") and logged at debug level only.
+    """
+
+    status: ClassVar[int] = 499

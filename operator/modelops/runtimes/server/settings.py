@@ -59,6 +59,22 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     """Largest request body accepted, in bytes; larger bodies get 413."""
 
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long a client may take to send a request's headers, from its first byte; then the
+    connection is closed. Bounds slowloris clients, which trickle header bytes to hold a
+    connection (and a file descriptor) open; a real client sends its headers in one go."""
+
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long a client may take to send an inference request's body once its headers have
+    arrived; then it gets 408 and the connection is closed. Generous for a body of
+    ``max_body_bytes`` on any working network."""
+
+    idle_timeout_seconds: float = Field(default=30.0, gt=0)
+    """How long a connection may wait for a request, whether freshly opened or kept alive
+    after a response, before the server closes it. Above the idle time of the common client
+    pools (httpx keeps idle connections 5 s) so that clients close first and do not race the
+    server with a request on a connection it is closing."""
+
     retired: bool = False
     """Set when the served version is retired: the server then refuses to load the artifact and
     never becomes ready (the same as a ``RETIRED`` marker file in the artifact directory)."""
