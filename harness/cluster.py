@@ -271,6 +271,14 @@ class LocalCluster:
         record_pid(self.run_dir, name, proc.pid)
         return proc.pid
 
+    def restart_apiserver(self, timeout: float = 120) -> float:
+        """Stop kube-apiserver and start it again (fault tests); seconds until it was ready."""
+        started = time.monotonic()
+        pid_file = self.run_dir / "kube-apiserver.pid"
+        _stop(int(pid_file.read_text()), "kube-apiserver")
+        self._start_apiserver(timeout)
+        return time.monotonic() - started
+
     def _check_alive(self, name: str) -> None:
         pid = int((self.run_dir / f"{name}.pid").read_text())
         if not _running(pid):

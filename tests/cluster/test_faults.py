@@ -1,16 +1,20 @@
-"""Fault injection: the operator killed in every window between two of its writes.
+"""Fault injection: the operator killed in every window between two of its writes, and at
+random during overlapping lifecycles with an API server restart among the kills.
 
 For one TrainingRun lifecycle (Job, status, Events, ModelVersion), the operator is told to exit
 right after its N-th write (``MODELOPS_TEST_CRASH_AFTER_WRITES``, a test-only hook), for N = 1,
 2, … until a lifecycle completes without reaching N; each time a fresh operator then finishes
-the work. The invariants are read from the API server's audit log and the objects themselves:
-one Job and one ModelVersion per run, the announcements of the outcome delivered (at least
-once, never as two Event objects), and nothing left pending.
+the work. Then ten lifecycles run at once while the operator is SIGKILLed at random moments
+at least 40 times and the API server restarts once. The invariants are read from the API
+server's audit log and the objects themselves: one Job and one ModelVersion per run, the
+announcements of the outcome delivered (at least once, never as two Event objects), no
+history entry lost or doubled, nothing left pending.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,6 +40,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1800)]
 NS = "faults"
 MAX_WRITES = 40
 """More than one lifecycle makes: reaching it means the crash points were not counted."""
+# The same identity after each restart (as a restarted container keeps its pod name), so a new
+# process takes its own Lease back at once; a short lease for the API server restart.
+CHAOS_ENV = {"MODELOPS_POD_NAME": "faults-operator"}
+CHAOS_ARGS = ["--lease-duration=6", "--renew-deadline=4", "--retry-period=0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,13 @@ def op(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
         },
         namespace=NS,
     )
-    operator = Operator(cluster.kubeconfig, tmp_path_factory.mktemp("op") / "operator.log", NS)
+    operator = Operator(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("op") / "operator.log",
+        NS,
+        args=CHAOS_ARGS,
+        env=CHAOS_ENV,
+    )
     try:
         yield operator
     finally:
@@ -68,28 +82,11 @@ def _settled(run: dict[str, Any]) -> bool:
 
 def _audited(cluster: LocalCluster, verb: str, resource: str, name: str) -> int:
     """Successful ``verb`` requests on ``resource``/``name`` in the test namespace."""
-    count = 0
-    for line in cluster.audit_log.read_text().splitlines():
-        e = json.loads(line)
-        ref = e.get("objectRef", {})
-        created = (e.get("requestObject") or {}).get("metadata", {}).get("name")
-        if (
-            e["verb"] == verb
-            and ref.get("resource") == resource
-            and ref.get("namespace") == NS
-            and not ref.get("subresource")
-            and name in (ref.get("name"), created)
-            and e.get("responseStatus", {}).get("code", 0) < 300
-        ):
-            count += 1
-    return count
+    return _audited_in(cluster, NS, verb, resource, name)
 
 
 def _events(cluster: LocalCluster, name: str) -> list[dict[str, Any]]:
-    out = cluster.kubectl(
-        "get", "events", "-n", NS, "--field-selector", f"involvedObject.name={name}", "-o", "json"
-    ).stdout
-    return json.loads(out)["items"]  # type: ignore[no-any-return]
+    return _events_in(cluster, NS, name)
 
 
 def test_a_crash_after_every_write_loses_and_doubles_nothing(
@@ -161,3 +158,115 @@ def _reconciled(op: Operator, kind: str) -> float:
         if line.startswith(f'modelops_reconciles_total{{kind="{kind}",result="success"}}'):
             return float(line.split()[-1])
     return 0.0
+
+
+CHAOS_RUNS = 10
+KILLS = 40
+SLOW = [
+    "python",
+    "-c",
+    "import runpy, sys, time; time.sleep(15); "
+    "sys.argv = ['trainer']; runpy.run_module('modelops.runtimes.trainer', run_name='__main__')",
+]
+
+
+def test_random_kills_and_an_api_server_restart(
+    cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ns = "chaos"
+    prepare_namespace(cluster, ns)
+    apply(
+        cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            # Retention retires all but the two newest versions while the runs finish: history
+            # entries written under fire.
+            "spec": {"retention": {"keepLast": 2}},
+        },
+        namespace=ns,
+    )
+    names = [f"chaos-{i}" for i in range(CHAOS_RUNS)]
+    op = Operator(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("chaos") / "operator.log",
+        ns,
+        args=CHAOS_ARGS,
+        env=CHAOS_ENV,
+    )
+    rng = random.Random(20261203)
+    kills = 0
+    try:
+        op.start(wait=False)
+        for name in names:
+            apply(cluster, training_run(name, command=SLOW), namespace=ns)
+        while kills < KILLS:
+            time.sleep(rng.uniform(0.2, 2.0))
+            op.kill()
+            kills += 1
+            if kills == KILLS // 2:
+                took = cluster.restart_apiserver()
+                print(f"kube-apiserver restarted in {took:.1f}s")
+            op.start(wait=False)
+        op.kill()
+        op.start()
+        for name in names:
+            wait_for(
+                cluster,
+                ["trainingrun", name, "-n", ns],
+                _settled,
+                timeout=300,
+                what=f"TrainingRun {name} to converge",
+            )
+        model = wait_for(
+            cluster,
+            ["model", "iris", "-n", ns],
+            lambda m: (
+                len((m.get("status") or {}).get("history") or []) >= CHAOS_RUNS - 2
+                and not m["status"].get("announcements")
+            ),
+            timeout=300,
+            what="the Model to retire every version but the two newest",
+        )
+    finally:
+        op.kill()
+        print(op.log.read_text()[-4000:])
+    print(f"{kills} kills")
+    for name in names:
+        assert _audited_in(cluster, ns, "create", "jobs", name) == 1, name
+        assert _audited_in(cluster, ns, "create", "modelversions", f"iris-{name}") == 1, name
+        reasons = [e["reason"] for e in _events_in(cluster, ns, name)]
+        for reason in ("JobCreated", "Registered", "Succeeded"):
+            assert reasons.count(reason) == 1, (name, reasons)
+    history = model["status"]["history"]
+    retired = [h["from"] for h in history if h["kind"] == "Retired"]
+    assert len(retired) == len(set(retired)) == CHAOS_RUNS - 2, history
+    versions = json.loads(cluster.kubectl("get", "modelversions", "-n", ns, "-o", "json").stdout)
+    phases = sorted(v["status"].get("phase", "") for v in versions["items"])
+    assert phases.count("Retired") == CHAOS_RUNS - 2, phases
+
+
+def _audited_in(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str) -> int:
+    count = 0
+    for line in cluster.audit_log.read_text().splitlines():
+        e = json.loads(line)
+        ref = e.get("objectRef", {})
+        created = (e.get("requestObject") or {}).get("metadata", {}).get("name")
+        if (
+            e["verb"] == verb
+            and ref.get("resource") == resource
+            and ref.get("namespace") == ns
+            and not ref.get("subresource")
+            and name in (ref.get("name"), created)
+            and e.get("responseStatus", {}).get("code", 0) < 300
+        ):
+            count += 1
+    return count
+
+
+def _events_in(cluster: LocalCluster, ns: str, name: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    ).stdout
+    return json.loads(out)["items"]  # type: ignore[no-any-return]
