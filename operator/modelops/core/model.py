@@ -171,6 +171,7 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
         else None
     )
     status.history = history[-api.HISTORY_MAX_ITEMS :] if history else None
+    status.datasets = _served_datasets(rollout, by_version) or None
     status.conditions = _conditions(model, serving, rollout, observed, now)
     status.observed_generation = model.metadata.generation or 0
     return Plan(
@@ -182,6 +183,18 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
         notifications=tuple(notifications),
         requeue_after=rollout.requeue,
     )
+
+
+def _served_datasets(
+    rollout: _Rollout, by_version: Mapping[str, api.ModelVersion]
+) -> list[api.ServedDataset]:
+    """The training data of every version with serving replicas, production first."""
+    out = []
+    for version in sorted(rollout.replicas, key=lambda v: v != rollout.production):
+        provenance = by_version[version].spec.provenance
+        if provenance is not None and provenance.dataset is not None:
+            out.append(api.ServedDataset(version=version, **provenance.dataset.model_dump()))
+    return out
 
 
 # -- 1. target ---------------------------------------------------------------------------
@@ -365,6 +378,7 @@ def _step(
             to=target,
             reason=_promotion_reason(by_version[target], serving, canary is not None),
             generation=model.metadata.generation,
+            approved_by=(by_version[target].metadata.annotations or {}).get(labels.APPROVED_BY),
         )
         text = f"Promoted {target} to production" + (f" (was {prod})" if prod else "")
         return _Rollout(
