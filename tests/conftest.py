@@ -43,6 +43,7 @@ LOCAL_ONLY = (
     "tests/cluster/test_drift_e2e.py",
     "tests/cluster/test_install.py",
     "tests/cluster/test_gitops.py",
+    "tests/cluster/test_governance.py",
 )
 
 

@@ -124,8 +124,10 @@ def test_default_kinds(default: list[Obj]) -> None:
             "ClusterRoleBinding",
             "Service",
             "Deployment",
-            *["ValidatingAdmissionPolicy"] * 2,
-            *["ValidatingAdmissionPolicyBinding"] * 2,
+            *["ValidatingAdmissionPolicy"] * 3,
+            *["ValidatingAdmissionPolicyBinding"] * 3,
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
             "Pod",
         ]
     )
