@@ -39,3 +39,25 @@ def test_admission_policy_disabled_leaves_out_the_approval_policies() -> None:
     objs = render_chart(sets=("admissionPolicy.enabled=false",))
     for kind in ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"):
         assert not find(objs, kind)
+
+
+@pytest.mark.parametrize("tag", ["1.0", "0.1.0"])
+def test_helm_test_pod_has_each_label_once(tag: str) -> None:
+    out = run_helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--set",
+        f"image.tag={tag}",
+        "--show-only",
+        "templates/tests/test-healthz.yaml",
+    ).stdout
+    # yaml.safe_load keeps the last of duplicate keys silently: count them in the text.
+    assert out.count("app.kubernetes.io/component:") == 1
+    (pod,) = [d for d in yaml.safe_load_all(out) if d]
+    labels = pod["metadata"]["labels"]
+    assert labels["app.kubernetes.io/component"] == "test"
+    assert labels["app.kubernetes.io/version"] == tag  # still a string after the merge
+    assert labels["app.kubernetes.io/instance"] == RELEASE

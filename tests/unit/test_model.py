@@ -8,6 +8,7 @@ from typing import Any
 from modelops import api
 from modelops.core import model as model_core
 from modelops.core.plan import Plan, contains
+from modelops.settings import OperatorSettings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -550,3 +551,37 @@ def test_an_unapproved_promotion_names_no_approver() -> None:
         "history"
     ]
     assert "approvedBy" not in entry
+
+
+# -- the retire Job: resources and a deadline, settable -----------------------------------------
+
+
+def _retire_jobs(plan: Plan) -> list[dict[str, Any]]:
+    return [o for o in plan.apply if o["kind"] == "Job"]
+
+
+def test_the_retire_job_has_resources_and_a_deadline_by_default() -> None:
+    model = make_model({"version": "v2"}, {"productionVersion": "v2"}, {"keepLast": 0})
+    obs = observed([mv("v1", 30), mv("v2", 10, phase="Serving")])
+    (job,) = _retire_jobs(model_core.reconcile(model, obs, now=NOW))
+    assert job["spec"]["activeDeadlineSeconds"] == model_core.RETIRE_JOB_DEADLINE_SECONDS
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    # Requests and limits of both CPU and memory: a compute ResourceQuota admits the pod.
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}
+
+
+def test_the_retire_job_takes_the_operators_settings() -> None:
+    model = make_model({"version": "v2"}, {"productionVersion": "v2"}, {"keepLast": 0})
+    obs = observed([mv("v1", 30), mv("v2", 10, phase="Serving")])
+    settings = OperatorSettings(
+        retire_job_resources={"requests": {"cpu": "1", "memory": "1Gi"}},
+        retire_job_deadline_seconds=120,
+    )
+    retire_job = model_core.RetireJob(
+        settings.retire_job_resources, settings.retire_job_deadline_seconds
+    )
+    (job,) = _retire_jobs(model_core.reconcile(model, obs, now=NOW, retire_job=retire_job))
+    assert job["spec"]["activeDeadlineSeconds"] == 120
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}}
