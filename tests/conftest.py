@@ -45,6 +45,7 @@ LOCAL_ONLY = (
     "tests/cluster/test_install.py",
     "tests/cluster/test_gitops.py",
     "tests/cluster/test_leader.py",
+    "tests/cluster/test_governance.py",
 )
 
 

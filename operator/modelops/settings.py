@@ -9,6 +9,8 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops.core.model import RETIRE_JOB_DEADLINE_SECONDS, RETIRE_JOB_RESOURCES
+
 
 class OperatorSettings(BaseSettings):
     """How the operator process runs. Every field can be set as ``MODELOPS_<FIELD>``."""
@@ -37,6 +39,19 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="Every object is reconciled at least this often, even with no events, so "
         "that state drifting outside the watch (a missed event) is corrected.",
+    )
+    retire_job_resources: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in RETIRE_JOB_RESOURCES.items()},
+        description="Resources of the artifact-retirement Jobs' container, as JSON "
+        '(MODELOPS_RETIRE_JOB_RESOURCES=\'{"requests": {...}, "limits": {...}}\'): set both '
+        "requests and limits of CPU and memory where a ResourceQuota covers them.",
+    )
+    retire_job_deadline_seconds: int = Field(
+        default=RETIRE_JOB_DEADLINE_SECONDS,
+        ge=30,
+        le=86_400,
+        description="activeDeadlineSeconds of an artifact-retirement Job: a stuck one fails "
+        "(Job condition Failed, reason DeadlineExceeded) instead of holding its pod forever.",
     )
     pod_namespace: str | None = Field(
         default=None,

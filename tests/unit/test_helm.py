@@ -127,8 +127,10 @@ def test_default_kinds(default: list[Obj]) -> None:
             "Service",
             "Deployment",
             "PodDisruptionBudget",
-            *["ValidatingAdmissionPolicy"] * 2,
-            *["ValidatingAdmissionPolicyBinding"] * 2,
+            *["ValidatingAdmissionPolicy"] * 3,
+            *["ValidatingAdmissionPolicyBinding"] * 3,
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
             "Pod",
         ]
     )

@@ -87,6 +87,8 @@ def test_cluster_scoped_objects_have_no_namespace(default: list[Obj]) -> None:
         "Namespace",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
     }
     for obj in default:
         if obj["kind"] in cluster_scoped:
@@ -97,7 +99,7 @@ def test_cluster_scoped_objects_have_no_namespace(default: list[Obj]) -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    ["ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy"],
+    ["ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "MutatingAdmissionPolicy"],
 )
 def test_same_rbac_and_admission_as_the_chart(
     default: list[Obj], chart: list[Obj], kind: str
@@ -115,13 +117,15 @@ def test_same_rbac_and_admission_as_the_chart(
         assert aggregation.items() <= theirs[name]["metadata"]["labels"].items()
 
 
-def test_same_admission_bindings_as_the_chart(default: list[Obj], chart: list[Obj]) -> None:
-    ours = {
-        o["metadata"]["name"]: o["spec"] for o in find(default, "ValidatingAdmissionPolicyBinding")
-    }
-    theirs = {
-        o["metadata"]["name"]: o["spec"] for o in find(chart, "ValidatingAdmissionPolicyBinding")
-    }
+@pytest.mark.parametrize(
+    "kind", ["ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicyBinding"]
+)
+def test_same_admission_bindings_as_the_chart(
+    default: list[Obj], chart: list[Obj], kind: str
+) -> None:
+    ours = {o["metadata"]["name"]: o["spec"] for o in find(default, kind)}
+    theirs = {o["metadata"]["name"]: o["spec"] for o in find(chart, kind)}
+    assert ours
     assert ours == theirs
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from modelops import api
 from modelops.core import model as model_core
 from modelops.core.plan import Plan, contains
+from modelops.settings import OperatorSettings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -490,3 +491,97 @@ def test_a_retried_retirement_appends_no_second_history_entry() -> None:
     assert model_status(retry)["history"] == history
     assert version_phases(retry)["iris-v1"] == "Retired"  # the version write is redone
     assert {m.target.name for m in retry.metadata} == {"iris-v1"}
+
+
+# -- governance: the data behind what serves, who approved a promotion -----------------------
+
+
+def trained_on(version: api.ModelVersion, dataset: str, approved_by: str | None = None) -> Any:
+    """``version`` with a recorded training dataset (and the API server's approval record)."""
+    out = version.model_copy(deep=True)
+    out.spec.provenance = api.Provenance(
+        dataset=api.DatasetReference(uri=f"pvc://datasets/{dataset}.csv", digest=DIGEST)
+    )
+    if approved_by is not None:
+        out.metadata.annotations = {"modelops.dev/approved-by": approved_by}
+    return out
+
+
+def test_status_names_the_datasets_of_the_served_versions() -> None:
+    versions = [
+        trained_on(mv("v1", 3, phase="Serving"), "june"),
+        trained_on(mv("v2", 2), "july"),
+        trained_on(mv("v3", 1), "august"),
+    ]
+    obs = observed(versions, {"v1": deployment("v1", 3, available_for=900)})
+    plan = model_core.reconcile(
+        make_model({**CANARY, "version": "v2"}, {"productionVersion": "v1"}), obs, now=NOW
+    )
+    assert model_status(plan)["datasets"] == [
+        {"version": "v1", "uri": "pvc://datasets/june.csv", "digest": DIGEST},
+        {"version": "v2", "uri": "pvc://datasets/july.csv", "digest": DIGEST},
+    ]
+
+
+def test_no_datasets_without_serving_or_provenance() -> None:
+    registry = model_core.reconcile(make_model(), observed([trained_on(mv("v1"), "june")]), now=NOW)
+    assert "datasets" not in model_status(registry)
+    unrecorded = model_core.reconcile(
+        make_model({"version": "v1"}),
+        observed([mv("v1")], {"v1": deployment("v1", 1, available_for=5)}),
+        now=NOW,
+    )
+    assert "datasets" not in model_status(unrecorded)
+
+
+def test_a_promotion_names_its_approver() -> None:
+    serving = {"promotion": "Automatic", "requireApproval": True}
+    versions = [trained_on(mv("v1", approved=True), "june", approved_by="alice")]
+    obs = observed(versions, {"v1": deployment("v1", 1, available_for=5)})
+    plan = model_core.reconcile(make_model(serving), obs, now=NOW)
+    (entry,) = model_status(plan)["history"]
+    assert entry["kind"] == "Promoted"
+    assert entry["approvedBy"] == "alice"
+    assert plan.notifications[0].data["approvedBy"] == "alice"
+
+
+def test_an_unapproved_promotion_names_no_approver() -> None:
+    obs = observed([mv("v1")], {"v1": deployment("v1", 1, available_for=5)})
+    (entry,) = model_status(model_core.reconcile(make_model({"version": "v1"}), obs, now=NOW))[
+        "history"
+    ]
+    assert "approvedBy" not in entry
+
+
+# -- the retire Job: resources and a deadline, settable -----------------------------------------
+
+
+def _retire_jobs(plan: Plan) -> list[dict[str, Any]]:
+    return [o for o in plan.apply if o["kind"] == "Job"]
+
+
+def test_the_retire_job_has_resources_and_a_deadline_by_default() -> None:
+    model = make_model({"version": "v2"}, {"productionVersion": "v2"}, {"keepLast": 0})
+    obs = observed([mv("v1", 30), mv("v2", 10, phase="Serving")])
+    (job,) = _retire_jobs(model_core.reconcile(model, obs, now=NOW))
+    assert job["spec"]["activeDeadlineSeconds"] == model_core.RETIRE_JOB_DEADLINE_SECONDS
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    # Requests and limits of both CPU and memory: a compute ResourceQuota admits the pod.
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}
+
+
+def test_the_retire_job_takes_the_operators_settings() -> None:
+    model = make_model({"version": "v2"}, {"productionVersion": "v2"}, {"keepLast": 0})
+    obs = observed([mv("v1", 30), mv("v2", 10, phase="Serving")])
+    settings = OperatorSettings(
+        retire_job_resources={"requests": {"cpu": "1", "memory": "1Gi"}},
+        retire_job_deadline_seconds=120,
+    )
+    retire_job = model_core.RetireJob(
+        settings.retire_job_resources, settings.retire_job_deadline_seconds
+    )
+    (job,) = _retire_jobs(model_core.reconcile(model, obs, now=NOW, retire_job=retire_job))
+    assert job["spec"]["activeDeadlineSeconds"] == 120
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}}

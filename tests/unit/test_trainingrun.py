@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from modelops import api
-from modelops.core import trainingrun
+from modelops.core import labels, trainingrun
 from modelops.core.plan import Plan
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -404,3 +404,54 @@ def test_a_job_this_run_does_not_own_is_never_adopted() -> None:
     again = trainingrun.reconcile(make_run(**status), obs, now=NOW)
     assert again.events == ()  # said once
     assert again.requeue_after == trainingrun.NAME_TAKEN_REQUEUE  # its going sends no event
+
+
+# -- lineage labels ---------------------------------------------------------------------------
+
+IMAGE_DIGEST = "sha256:" + "ef" * 32
+
+
+def test_the_registered_version_carries_its_lineage_as_labels() -> None:
+    run = make_run(phase="Running", jobName="iris-7")
+    run.spec.image = f"ghcr.io/modelops/trainer@{IMAGE_DIGEST}"
+    obs = observed(
+        job(conditions=(("Complete", "Completed"),)),
+        (pod("Succeeded", json.dumps(RESULT)),),
+        model=make_model(),
+    )
+    (mv,) = trainingrun.reconcile(run, obs, now=NOW).create
+    lbls = mv["metadata"]["labels"]
+    assert lbls[labels.DATASET_DIGEST] == "sha256-" + "cd" * 28
+    assert lbls[labels.IMAGE_DIGEST] == "sha256-" + "ef" * 28
+    assert lbls[labels.PARENT_VERSION] == "6"
+    assert lbls[labels.TRAININGRUN] == "iris-7"
+    assert lbls[labels.VERSION] == "7"
+    assert all(len(v) <= 63 for v in lbls.values())
+
+
+def test_no_image_digest_or_parent_label_when_there_is_none() -> None:
+    # The image is named by tag only; the Model served nothing when the run was trained.
+    run = make_run(phase="Running", jobName="iris-7")
+    first = api.Model.model_validate({**make_model().to_dict(), "status": {}})
+    obs = observed(
+        job(conditions=(("Complete", "Completed"),)),
+        (pod("Succeeded", json.dumps(RESULT)),),
+        model=first,
+    )
+    (mv,) = trainingrun.reconcile(run, obs, now=NOW).create
+    lbls = mv["metadata"]["labels"]
+    assert labels.DATASET_DIGEST in lbls
+    assert not {labels.IMAGE_DIGEST, labels.PARENT_VERSION} & lbls.keys()
+
+
+@pytest.mark.parametrize(
+    ("image", "digest"),
+    [
+        (f"ghcr.io/modelops/trainer@{IMAGE_DIGEST}", IMAGE_DIGEST),
+        (f"registry:5000/trainer:0.1.0@{IMAGE_DIGEST}", IMAGE_DIGEST),
+        ("registry:5000/trainer:0.1.0", None),
+        ("trainer@sha256:short", None),
+    ],
+)
+def test_image_digest(image: str, digest: str | None) -> None:
+    assert labels.image_digest(image) == digest

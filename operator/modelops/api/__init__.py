@@ -77,6 +77,7 @@ from modelops.api.v1alpha1.model import (
     Notifications,
     Promotion,
     Retention,
+    ServedDataset,
     Serving,
     Sink,
 )
@@ -162,6 +163,7 @@ __all__ = [
     "ResourceRequirements",
     "Retention",
     "RetrainAction",
+    "ServedDataset",
     "Serving",
     "Sink",
     "Source",

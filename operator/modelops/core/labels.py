@@ -20,3 +20,35 @@ DRIFTPOLICY: Final = f"{DOMAIN}/driftpolicy"
 """On a TrainingRun created by a DriftPolicy's retrain action."""
 
 MANAGED_BY: Final = {"app.kubernetes.io/managed-by": "modelops"}
+
+# -- lineage: "which versions were trained on X?" as a label selector ------------------------
+DATASET_DIGEST: Final = f"{DOMAIN}/dataset-digest"
+"""On a registered ModelVersion: the digest of its training data as :func:`digest_value`."""
+IMAGE_DIGEST: Final = f"{DOMAIN}/image-digest"
+"""On a registered ModelVersion trained by an image pinned by digest (``repo@sha256:…``): that
+digest as :func:`digest_value`. An image named by tag only has no digest to record."""
+PARENT_VERSION: Final = f"{DOMAIN}/parent-version"
+"""On a registered ModelVersion: the version that served production when it was trained."""
+
+# -- approvals: stamped by the API server (manifests/admission/approval_record.yaml) -----------
+APPROVED_BY: Final = f"{DOMAIN}/approved-by"
+"""Annotation: the user whose request set :data:`APPROVED` to ``"true"``."""
+APPROVED_AT: Final = f"{DOMAIN}/approved-at"
+"""Annotation: when that request was made (RFC 3339, UTC)."""
+
+DIGEST_HEX_CHARS: Final = 56
+"""Hex digits of a sha256 digest kept in a label value: ``sha256-`` and 56 digits fill the 63
+characters a label value may have (224 bits, far beyond any accidental collision)."""
+
+
+def digest_value(digest: str) -> str:
+    """The label value for a ``sha256:<64 hex>`` digest: ``sha256-<first 56 hex digits>``
+    (a label value may not contain ``:`` and has at most 63 characters)."""
+    algorithm, _, hex_digits = digest.partition(":")
+    return f"{algorithm}-{hex_digits[:DIGEST_HEX_CHARS]}"
+
+
+def image_digest(image: str) -> str | None:
+    """The ``sha256:…`` digest an image reference is pinned by, or None for a tag only."""
+    _, at, digest = image.rpartition("@")
+    return digest if at and digest.startswith("sha256:") and len(digest) == 71 else None

@@ -52,6 +52,13 @@ PROGRESS_REQUEUE = 5.0
 """While a rollout is under way, look again this often (pod restarts do not touch the
 Deployment, so not every change arrives as an event)."""
 RETIRE_JOB_TTL = 3600
+RETIRE_JOB_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"cpu": "10m", "memory": "64Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+}
+"""Marking a directory (or deleting its files) needs little; every value is set, so a
+namespace whose ResourceQuota covers requests and limits of CPU and memory admits the pod."""
+RETIRE_JOB_DEADLINE_SECONDS = 600
 STALLED_REASONS = frozenset({"RolloutFailed", "VersionRetired", "UnsupportedArtifact"})
 """Problems only a change of the spec (or of the version) resolves: kstatus ``Stalled``. A pin
 of a version not registered yet is not among them: registering it resolves it."""
@@ -62,6 +69,18 @@ _TRUE, _FALSE, _UNKNOWN = (
     api.ConditionStatus.FALSE,
     api.ConditionStatus.UNKNOWN,
 )
+
+
+@dataclass(frozen=True)
+class RetireJob:
+    """The pods of artifact-retirement Jobs: their resources and how long a Job may run before
+    it fails (operator settings ``retire_job_resources``, ``retire_job_deadline_seconds``)."""
+
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: RETIRE_JOB_RESOURCES)
+    active_deadline_seconds: int = RETIRE_JOB_DEADLINE_SECONDS
+
+
+DEFAULT_RETIRE_JOB = RetireJob()
 
 
 @dataclass(frozen=True)
@@ -92,7 +111,13 @@ class _Rollout:
     requeue: float | None = None
 
 
-def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
+def reconcile(
+    model: api.Model,
+    observed: Observed,
+    *,
+    now: datetime,
+    retire_job: RetireJob = DEFAULT_RETIRE_JOB,
+) -> Plan:
     """Decide serving, promotion, rollback and retirement for ``model``."""
     by_version = {v.spec.version: v for v in observed.versions}
     serving = model.spec.serving
@@ -132,6 +157,7 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
                 by_version[version],
                 reason,
                 delete_artifacts=bool(retention and retention.delete_artifacts),
+                job=retire_job,
             )
         )
 
@@ -171,6 +197,7 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
         else None
     )
     status.history = history[-api.HISTORY_MAX_ITEMS :] if history else None
+    status.datasets = _served_datasets(rollout, by_version) or None
     status.conditions = _conditions(model, serving, rollout, observed, now)
     status.observed_generation = model.metadata.generation or 0
     return Plan(
@@ -182,6 +209,18 @@ def reconcile(model: api.Model, observed: Observed, *, now: datetime) -> Plan:
         notifications=tuple(notifications),
         requeue_after=rollout.requeue,
     )
+
+
+def _served_datasets(
+    rollout: _Rollout, by_version: Mapping[str, api.ModelVersion]
+) -> list[api.ServedDataset]:
+    """The training data of every version with serving replicas, production first."""
+    out = []
+    for version in sorted(rollout.replicas, key=lambda v: v != rollout.production):
+        provenance = by_version[version].spec.provenance
+        if provenance is not None and provenance.dataset is not None:
+            out.append(api.ServedDataset(version=version, **provenance.dataset.model_dump()))
+    return out
 
 
 # -- 1. target ---------------------------------------------------------------------------
@@ -365,6 +404,7 @@ def _step(
             to=target,
             reason=_promotion_reason(by_version[target], serving, canary is not None),
             generation=model.metadata.generation,
+            approved_by=(by_version[target].metadata.annotations or {}).get(labels.APPROVED_BY),
         )
         text = f"Promoted {target} to production" + (f" (was {prod})" if prod else "")
         return _Rollout(
@@ -700,7 +740,12 @@ def build_stable_service(model: api.Model) -> Obj:
 
 
 def build_retire_job(
-    model: api.Model, mv: api.ModelVersion, reason: str, *, delete_artifacts: bool
+    model: api.Model,
+    mv: api.ModelVersion,
+    reason: str,
+    *,
+    delete_artifacts: bool,
+    job: RetireJob = DEFAULT_RETIRE_JOB,
 ) -> Obj:
     """A one-off Job that marks a retired version's artifact directory (the server refuses to
     load a directory with a RETIRED marker) and, only when the retention policy says so,
@@ -730,6 +775,7 @@ def build_retire_job(
                 "args": args,
                 "securityContext": builders.CONTAINER_SECURITY_CONTEXT,
                 "volumeMounts": [{"name": "artifacts", "mountPath": ARTIFACT_MOUNT}],
+                "resources": {k: dict(v) for k, v in job.resources.items()},
             }
         ],
         "volumes": [builders.pvc_volume("artifacts", location.claim, read_only=False)]
@@ -747,6 +793,7 @@ def build_retire_job(
         },
         "spec": {
             "backoffLimit": 3,
+            "activeDeadlineSeconds": job.active_deadline_seconds,
             "ttlSecondsAfterFinished": RETIRE_JOB_TTL,
             "template": {"metadata": {"labels": builders.child_labels(name)}, "spec": pod_spec},
         },

@@ -222,13 +222,23 @@ def build_version(run: api.TrainingRun, result: api.TrainingRunResult, model: ap
         mv_spec["metrics"] = dict(result.metrics)
     if result.reference_stats:
         mv_spec["referenceStats"] = result.reference_stats
+    # Lineage as labels, so a selector answers "which versions were trained on X"
+    # across namespaces (docs/governance.md).
+    lineage: dict[str, str] = {"version": version, "trainingrun": name}
+    if dataset.digest:
+        lineage["dataset-digest"] = labels.digest_value(dataset.digest)
+    image_digest = labels.image_digest(spec.image)
+    if image_digest:
+        lineage["image-digest"] = labels.digest_value(image_digest)
+    if "parentVersion" in provenance:
+        lineage["parent-version"] = provenance["parentVersion"]
     return {
         "apiVersion": api.API_VERSION,
         "kind": "ModelVersion",
         "metadata": {
             "name": naming.model_version_name(spec.model_ref.name, version),
             "namespace": run.metadata.namespace,
-            "labels": builders.child_labels(spec.model_ref.name, version=version, trainingrun=name),
+            "labels": builders.child_labels(spec.model_ref.name, **lineage),
             "ownerReferences": [builders.owner_reference(model, controller=False)],
         },
         "spec": mv_spec,

@@ -31,7 +31,7 @@ from modelops.api.meta import (
     unique_by,
     validations,
 )
-from modelops.api.v1alpha1.common import ResourceRequirements
+from modelops.api.v1alpha1.common import DatasetReference, ResourceRequirements
 from modelops.api.v1alpha1.trainingrun import Argument, TrainingRunTemplate
 
 DEFAULT_SERVER_IMAGE = "ghcr.io/modelops/server:0.1.0"
@@ -296,6 +296,18 @@ class HistoryEntry(ApiModel):
     from being rolled out again only under the generation it failed at: any edit of the Model
     retries it."""
 
+    approved_by: str | None = Field(default=None, max_length=512)
+    """For a promotion: who approved the promoted version (its modelops.dev/approved-by
+    annotation, which the API server stamps with the approving user); unset when the version
+    carried no approval."""
+
+
+class ServedDataset(DatasetReference):
+    """The training data of a version the model serves, from the version's provenance."""
+
+    version: VersionName
+    """The served version trained on this data."""
+
 
 class ModelStatus(ObjectStatus):
     """The observed state of a model."""
@@ -308,6 +320,11 @@ class ModelStatus(ObjectStatus):
 
     endpoint: str | None = Field(default=None, max_length=2048)
     """In-cluster URL of the stable Service, which always reaches the served versions."""
+
+    datasets: list[ServedDataset] | None = Field(default=None, max_length=4)
+    """The training data of each version that serves (production first, then a canary or a
+    replacement rolling out), so the data behind live predictions is one kubectl get away.
+    Versions without a recorded dataset are left out."""
 
     history: list[HistoryEntry] | None = Field(default=None, max_length=HISTORY_MAX_ITEMS)
     """The most recent changes of the served version, oldest first, at most 20."""
