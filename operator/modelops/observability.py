@@ -304,6 +304,7 @@ class OperatorMetrics:
     reconcile_duration: Histogram
     writes: Counter
     notifications: Counter
+    api_requests: Counter
     serving_info: ServingInfo = field(default_factory=ServingInfo)
     _phases: _PhaseCollector = field(default_factory=_PhaseCollector)
     _drift: _DriftCollector = field(default_factory=lambda: _DriftCollector(PROBLEM_REASONS))
@@ -339,6 +340,14 @@ class OperatorMetrics:
                 "CloudEvents sent to notification sinks, by result (delivered, failed: every "
                 "retry exhausted, dropped: the queue was full).",
                 ["result"],
+                registry=reg,
+            ),
+            api_requests=Counter(
+                "modelops_api_requests",
+                "Requests the reconciles made to the API server, by verb and resource; reads "
+                "are served by the cache, so get and list stay near zero (the cache's own list "
+                "and watch requests are not counted).",
+                ["verb", "resource"],
                 registry=reg,
             ),
         )

@@ -283,10 +283,12 @@ def test_tampered_version_never_ready_and_is_rolled_back(
 
 
 def test_retention_retires_the_oldest_version(cluster: LocalCluster, env: Operator) -> None:
+    # The phase (status) and the label (metadata) are two writes: wait for both.
     mv1 = wait(
         cluster,
         ["modelversion", "iris-1", "-n", NS],
-        lambda v: v.get("status", {}).get("phase") == "Retired",
+        lambda v: v.get("status", {}).get("phase") == "Retired"
+        and "modelops.dev/retired" in v["metadata"].get("labels", {}),
         timeout=120,
     )
     assert mv1["metadata"]["labels"]["modelops.dev/retired"] == "true"

@@ -335,3 +335,56 @@ def test_a_job_the_run_did_not_create_is_left_alone(cluster: LocalCluster, env: 
     job = get(cluster, "job", "iris-foreign", "-n", NS)
     assert job is not None
     assert job["metadata"]["ownerReferences"][0]["uid"] == run["metadata"]["uid"]
+
+
+def test_resyncs_read_from_the_cache(cluster: LocalCluster, env: Operator, tmp_path: Path) -> None:
+    """Regression (issue 11.11): every reconcile read the API server (a GET of the object, its
+    Job, its Model; a LIST of pods). Resyncing every settled object every second for a while,
+    the operator's client makes no get or list request and no write: reads come from the
+    cache, whose own list and watch are the only reads."""
+    for name in ("iris-1", "iris-ttl", "iris-foreign"):
+        if get(cluster, "trainingrun", name, "-n", NS) is not None:
+            wait_for(
+                cluster,
+                ["trainingrun", name, "-n", NS],
+                lambda r: (
+                    (condition(r, "Succeeded") or {}).get("status") in ("True", "False")
+                    and not r["status"].get("announcements")
+                ),
+                timeout=180,
+            )
+    runs = len(
+        json.loads(cluster.kubectl("get", "trainingruns", "-n", NS, "-o", "json").stdout)["items"]
+    )
+    env.stop()
+    fast = Operator(
+        cluster.kubeconfig, tmp_path / "operator.log", NS, env={"MODELOPS_RESYNC_SECONDS": "1"}
+    )
+    since = time.time()
+    fast.start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if _metric(fast.metrics(), 'modelops_reconciles_total{kind="TrainingRun"') >= 3 * runs:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the operator did not resync every run three times")
+        text = fast.metrics()
+    finally:
+        fast.stop()
+        env.start()
+    reads = [
+        line
+        for line in text.splitlines()
+        if line.startswith("modelops_api_requests_total")
+        and ('verb="get"' in line or 'verb="list"' in line)
+        and float(line.split()[-1]) > 0
+    ]
+    assert reads == []
+    writes = operator_writes(cluster.audit_log, since)
+    assert writes == [], [f"{w['verb']} {w['requestURI']}" for w in writes]
+
+
+def _metric(text: str, prefix: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))

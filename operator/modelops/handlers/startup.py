@@ -61,6 +61,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
     queue = WorkQueue(run, workers=op.workers)
     kube = Kube.connect(op.kubeconfig)
+    kube.requests = metrics.api_requests
 
     def undelivered(notification: Notification, error: str) -> None:
         namespace, _, name = notification.subject.partition("/")

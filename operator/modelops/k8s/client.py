@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from prometheus_client import Counter
 
 from modelops import __version__
 from modelops.core.plan import EventSpec, ObjectRef, contains
@@ -92,6 +93,26 @@ _KNOWN: Final = {
 }
 
 
+_PLURALS: Final = frozenset(r.plural for r in _KNOWN.values())
+_VERBS: Final = {
+    ("GET", True): "list",
+    ("POST", True): "create",
+    ("GET", False): "get",
+    ("PATCH", False): "patch",
+    ("DELETE", False): "delete",
+}
+
+
+def _describe(method: str, path: str) -> tuple[str, str]:
+    """(verb, resource) of a request, as RBAC and the audit log name them: ``list pods``,
+    ``patch models/status``."""
+    parts = path.strip("/").split("/")
+    i = max((n for n, p in enumerate(parts) if p in _PLURALS), default=len(parts) - 1)
+    collection = i == len(parts) - 1
+    resource = parts[i] + (f"/{parts[i + 2]}" if len(parts) > i + 2 else "")
+    return _VERBS.get((method, collection), method.lower()), resource
+
+
 def resource(api_version: str, kind: str) -> Resource:
     """The REST location of a kind the operator works with."""
     try:
@@ -120,6 +141,8 @@ class Kube:
         self.field_manager = field_manager
         self.cache: Cache | None = None
         """Where reads are served from once set (see ``modelops.k8s.cache``); writes feed it."""
+        self.requests: Counter | None = None
+        """Counts every request by verb and resource, once set (``modelops_api_requests``)."""
         self._crash_after = int(os.environ.get(CRASH_AFTER_WRITES) or 0)
         self._writes = 0
         self._writes_lock = threading.Lock()
@@ -173,6 +196,8 @@ class Kube:
         content_type: str = "application/json",
     ) -> Obj:
         headers = {"Accept": "application/json", "Content-Type": content_type}
+        if self.requests is not None:
+            self.requests.labels(*_describe(method, path)).inc()
         method_, url, headers_, body_, _ = self._api.param_serialize(
             method=method,
             resource_path=path,
