@@ -3,8 +3,8 @@
 # Debian), caching them outside the repository. Idempotent: a tool whose cached binary already
 # reports the pinned version is skipped, so a fully cached run takes seconds.
 #
-# Usage: hack/build-tools.sh [all|k8s|etcd|kwok|helm|promtool|kstatus|kubelet]...
-# (`all` leaves out kubelet: only real nodes need it, `make real-nodes-tools`.)
+# Usage: hack/build-tools.sh [all|k8s|etcd|kwok|helm|promtool|kstatus|kubelet|coredns]...
+# (`all` leaves out kubelet and coredns: only real nodes need them, `make real-nodes-tools`.)
 # Output: $MODELOPS_TOOLS_DIR (default ~/.cache/modelops/tools/k8s-v$K8S_VERSION/bin)
 set -euo pipefail
 
@@ -12,6 +12,7 @@ K8S_VERSION="${K8S_VERSION:-1.36.1}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-1.14.7}"
 OUT="${MODELOPS_TOOLS_DIR:-$HOME/.cache/modelops/tools/k8s-v$K8S_VERSION/bin}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -43,6 +44,15 @@ build_kubelet() {
   fi
   go_build_k8s kubelet kube-proxy
   "$OUT/kubelet" --version
+}
+
+# Cluster DNS of real nodes: CoreDNS from its Go module.
+build_coredns() {
+  if "$OUT/coredns" -version 2>/dev/null | grep -q "CoreDNS-$COREDNS_VERSION"; then
+    log "coredns v$COREDNS_VERSION: cached"; return
+  fi
+  GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
+  "$OUT/coredns" -version | head -1
 }
 
 go_build_k8s() { # go_build_k8s CMD...: build k8s.io/kubernetes/cmd/CMD at $K8S_VERSION into $OUT
@@ -165,7 +175,7 @@ what=("$@"); [ ${#what[@]} -gt 0 ] || what=(all)
 for w in "${what[@]}"; do
   case "$w" in
     all) for t in k8s etcd kwok promtool helm kstatus; do timed "$t" "build_$t"; done ;;
-    k8s | etcd | kwok | helm | promtool | kstatus | kubelet) timed "$w" "build_$w" ;;
+    k8s | etcd | kwok | helm | promtool | kstatus | kubelet | coredns) timed "$w" "build_$w" ;;
     *) log "unknown tool: $w"; exit 2 ;;
   esac
 done

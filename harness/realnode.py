@@ -167,6 +167,8 @@ def start(cluster: LocalCluster, count: int) -> list[Node]:
     )
     for node in nodes:
         _network(node, first=node.name.endswith("-0"))
+    _link_nodes(nodes, slot)
+    for node in nodes:
         _start_containerd(cluster, node)
         with archive.open("rb") as f:
             subprocess.run(
@@ -268,6 +270,34 @@ def _network(node: Node, first: bool) -> None:
     _run("ip", "route", "add", node.pod_subnet, "via", node.node_ip)
     # The node routes between its pods' bridge and the veth (a per-namespace setting).
     _run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+
+
+def _link_nodes(nodes: list[Node], slot: int) -> None:
+    """A direct veth link between every two nodes, with routes to each other's pod subnet:
+    pod addresses cross nodes unchanged, and the host never forwards (its ip_forward stays 0)."""
+    pairs = [(a, b) for i, a in enumerate(nodes) for b in nodes[i + 1 :]]
+    for k, (a, b) in enumerate(pairs):
+        ip_a, ip_b = f"10.250.{slot}.{128 + 4 * k + 1}", f"10.250.{slot}.{128 + 4 * k + 2}"
+        if_a, if_b = f"to-{b.name}", f"to-{a.name}"
+        _run(
+            "ip",
+            "link",
+            "add",
+            if_a,
+            "netns",
+            a.netns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            if_b,
+            "netns",
+            b.netns,
+        )
+        for node, dev, own, other, peer in ((a, if_a, ip_a, b, ip_b), (b, if_b, ip_b, a, ip_a)):
+            _run("ip", "-n", node.netns, "addr", "add", f"{own}/30", "dev", dev)
+            _run("ip", "-n", node.netns, "link", "set", dev, "up")
+            _run("ip", "-n", node.netns, "route", "add", other.pod_subnet, "via", peer)
 
 
 def _start_containerd(cluster: LocalCluster, node: Node) -> None:

@@ -58,10 +58,10 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     if reason:
         pytest.skip(reason)
     cluster = LocalCluster(
-        state_dir=tmp_path_factory.mktemp("real"), kwok_nodes=0, runner_nodes=0, real_nodes=1
+        state_dir=tmp_path_factory.mktemp("real"), kwok_nodes=0, runner_nodes=0, real_nodes=2
     )
     took = cluster.up(timeout=240)
-    print(f"\nControl plane and real node ready in {took:.1f}s")
+    print(f"\nControl plane and real nodes ready in {took:.1f}s")
     nodes, _ = realnode.load(cluster)
     try:
         yield cluster
@@ -90,10 +90,12 @@ def kubectl(cluster: LocalCluster, *args: str, input: str | None = None) -> str:
     return cluster.kubectl(*args, input=input).stdout
 
 
-def test_node_is_ready_with_containerd(real: LocalCluster) -> None:
-    node = json.loads(kubectl(real, "get", "node", "real-0", "-o", "json"))
-    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-    assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.1"
+def test_nodes_are_ready_with_containerd(real: LocalCluster) -> None:
+    nodes = json.loads(kubectl(real, "get", "nodes", "-o", "json"))["items"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["real-0", "real-1"]
+    for node in nodes:
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.1"
     # The kubelet runs in the host's network namespace but leaves its firewall alone; the node's
     # kube-proxy programs only the node's own namespace.
     host_rules = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
@@ -129,7 +131,7 @@ def test_restricted_security_context_holds_in_a_real_container(real: LocalCluste
         "kind": "Pod",
         "metadata": {"name": "probe", "namespace": "restricted"},
         "spec": {
-            "nodeSelector": {"type": realnode.NODE_LABEL},
+            "nodeSelector": {"kubernetes.io/hostname": "real-0"},
             "securityContext": POD_SECURITY_CONTEXT,
             "volumes": [SCRATCH_VOLUME],
             "containers": [
@@ -175,13 +177,14 @@ def test_restricted_security_context_holds_in_a_real_container(real: LocalCluste
     assert "Read-only file system" in inside
 
 
-def test_service_routes_to_a_pod_and_port_forward_works(real: LocalCluster) -> None:
+def test_service_routes_across_nodes_and_port_forward_works(real: LocalCluster) -> None:
     web = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "web", "namespace": "restricted", "labels": {"app": "web"}},
         "spec": {
-            "nodeSelector": {"type": realnode.NODE_LABEL},
+            # On the other node than the probe pod: the Service crosses nodes.
+            "nodeSelector": {"kubernetes.io/hostname": "real-1"},
             "securityContext": POD_SECURITY_CONTEXT,
             "volumes": [SCRATCH_VOLUME],
             "containers": [
