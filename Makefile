@@ -103,3 +103,17 @@ images: system-packages ## Build the operator, trainer and server images with po
 .PHONY: test-images
 test-images: install images ## Run the built images' entrypoints under podman (tests/harness/test_images.py).
 	$(PY) -m pytest tests/harness/test_images.py $(PYTEST_ARGS)
+
+REAL_NODES ?= 2
+
+.PHONY: real-nodes-tools
+real-nodes-tools: ## Build (or reuse cached) kubelet, kube-proxy and CoreDNS from their Go modules.
+	bash hack/build-tools.sh kubelet coredns
+
+.PHONY: test-real-nodes
+test-real-nodes: install tools real-nodes-tools images ## Pods from the built images on real nodes (tests/cluster/test_real_nodes.py).
+	$(PY) -m pytest tests/cluster/test_real_nodes.py $(PYTEST_ARGS)
+
+.PHONY: cluster-up-real
+cluster-up-real: install tools real-nodes-tools images ## cluster-up plus $(REAL_NODES) real nodes (kubelet + containerd); stop with cluster-down.
+	$(PY) -m harness.cluster up --state-dir $(STATE_DIR) --real-nodes $(REAL_NODES)

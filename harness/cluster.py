@@ -57,6 +57,7 @@ START_ORDER = (
     "kubelet",
     "nsforward",
     "kube-proxy",
+    "coredns",
 )
 
 _PR_SET_PDEATHSIG = 1

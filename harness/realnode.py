@@ -9,6 +9,11 @@ Each node ``real-<i>`` gets
 * a kubelet in the host network namespace (it reaches the API server on 127.0.0.1, and the API
   server reaches it on the host end of the veth for logs, exec and port-forward); a host route
   sends the node's pod subnet through the veth, so probes reach pods;
+* kube-proxy (nftables mode) and CoreDNS (the node's cluster DNS, at the node's address) in the
+  node's namespace; they reach the API server through ``harness.nsforward`` at 127.0.0.1 of
+  that namespace;
+* a direct veth link to every other real node, with routes to its pod subnet: pod addresses
+  cross nodes unchanged and the host never forwards;
 * its own cgroup root ``/mo<slot>-<i>``, state under ``<cluster state>/realnodes/real-<i>`` and
   sockets under ``/run/modelops-nodes/mo<slot>-<i>``: nothing is shared with another cluster or
   with a system containerd, so clusters started in parallel cannot collide.
@@ -117,8 +122,9 @@ def check_prerequisites(cluster: LocalCluster) -> None:
     ]
     if missing or not Path("/usr/lib/cni/bridge").exists():
         raise RealNodeError(f"missing {missing or 'CNI plugins'}: run `make system-packages`")
-    if not (cluster.bin_dir / "kubelet").exists():
-        raise RealNodeError(f"no kubelet in {cluster.bin_dir}: run `make real-nodes-tools`")
+    for binary in ("kubelet", "kube-proxy", "coredns"):
+        if not (cluster.bin_dir / binary).exists():
+            raise RealNodeError(f"no {binary} in {cluster.bin_dir}: run `make real-nodes-tools`")
 
 
 def _podman(*argv: str) -> list[str]:
@@ -232,6 +238,8 @@ def _start_kube_proxies(cluster: LocalCluster, nodes: list[Node], slot: int) -> 
         )
 
     for node in nodes:
+        _start_coredns(cluster, node)
+    for node in nodes:
 
         def programmed(node: Node = node) -> bool:
             cluster._check_alive(f"kube-proxy-{node.name}")
@@ -239,6 +247,45 @@ def _start_kube_proxies(cluster: LocalCluster, nodes: list[Node], slot: int) -> 
             return subprocess.run(nft, capture_output=True).returncode == 0
 
         wait_for(f"kube-proxy of {node.name} to program its rules", programmed, 60)
+
+        def answering(node: Node = node) -> bool:
+            cluster._check_alive(f"coredns-{node.name}")
+            get = "import urllib.request as u; u.urlopen('http://127.0.0.1:8181/ready', timeout=2)"
+            probe = ["ip", "netns", "exec", node.netns, sys.executable, "-c", get]
+            return subprocess.run(probe, capture_output=True).returncode == 0
+
+        wait_for(f"CoreDNS of {node.name} to be ready", answering, 60)
+
+
+def _start_coredns(cluster: LocalCluster, node: Node) -> None:
+    """Cluster DNS, one CoreDNS per node in the node's namespace (like NodeLocal DNSCache):
+    Service and pod names of ``cluster.local`` only; nothing is forwarded outside."""
+    corefile = Path(node.state) / "Corefile"
+    corefile.write_text(
+        f""".:53 {{
+    bind {node.node_ip}
+    errors
+    ready 127.0.0.1:8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {cluster.kubeconfig}
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 30
+}}
+"""
+    )
+    cluster.spawn(
+        f"coredns-{node.name}",
+        [
+            "nsenter",
+            f"--net=/run/netns/{node.netns}",
+            "--",
+            str(cluster.bin_dir / "coredns"),
+            "-conf",
+            str(corefile),
+        ],
+    )
 
 
 def _node(cluster: LocalCluster, slot: int, i: int) -> Node:
@@ -435,6 +482,8 @@ def _start_kubelet(cluster: LocalCluster, node: Node) -> None:
                 "failSwapOn": False,
                 "resolvConf": "/etc/resolv.conf",
                 "clusterDomain": "cluster.local",
+                # The node's own CoreDNS, on the node's address in its namespace.
+                "clusterDNS": [node.node_ip],
                 "evictionHard": {
                     "memory.available": "100Mi",
                     "nodefs.available": "1%",
@@ -474,7 +523,8 @@ def load(cluster: LocalCluster) -> tuple[list[Node], dict[str, str]]:
 def stop(cluster: LocalCluster) -> None:
     """Stop every real node of ``cluster`` and remove everything it left on the host."""
     nodes, sysctls = load(cluster)
-    for name in [f"kube-proxy-{n.name}" for n in nodes] + ["nsforward"]:
+    daemons = [f"{d}-{n.name}" for n in nodes for d in ("coredns", "kube-proxy")]
+    for name in [*daemons, "nsforward"]:
         cluster.stop_component(name)
     for node in nodes:
         cluster.stop_component(f"kubelet-{node.name}")

@@ -32,7 +32,8 @@ from modelops.core.builders import (
     SCRATCH_VOLUME,
 )
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# Set-up (a control plane, two nodes, image imports) and teardown count in a test's time.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600)]
 
 SERVER_IMAGE = "ghcr.io/modelops/server:0.1.0"
 PROBE = "id -u; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; touch /x 2>&1 || true"
@@ -177,7 +178,7 @@ def test_restricted_security_context_holds_in_a_real_container(real: LocalCluste
     assert "Read-only file system" in inside
 
 
-def test_service_routes_across_nodes_and_port_forward_works(real: LocalCluster) -> None:
+def test_service_by_dns_name_across_nodes_and_port_forward(real: LocalCluster) -> None:
     web = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -224,17 +225,24 @@ def test_service_routes_across_nodes_and_port_forward_works(real: LocalCluster) 
     cluster_ip = kubectl(
         real, "-n", "restricted", "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"
     )
-    url = f"http://{cluster_ip}/"
-    fetch = f"import urllib.request as u; print(u.urlopen({url!r}, timeout=5).read().decode())"
+    # From another pod: the name through the node's CoreDNS, the ClusterIP through kube-proxy.
+    fetch = (
+        "import socket, urllib.request as u;"
+        "print(socket.gethostbyname('web.restricted.svc.cluster.local'));"
+        "print(u.urlopen('http://web.restricted.svc.cluster.local/', timeout=5).read().decode())"
+    )
+    answers: list[str] = []
 
     def answered() -> bool:
-        # From another pod, through kube-proxy's nftables rules of the node.
         out = real.kubectl(
             "-n", "restricted", "exec", "probe", "--", "python", "-c", fetch, check=False
         )
-        return out.stdout.strip() == "hello from web"
+        answers[:] = out.stdout.split("\n")
+        return out.returncode == 0
 
-    wait_for(f"Service web ({cluster_ip}) to answer from pod probe", answered, 60)
+    wait_for("Service web to answer by name from pod probe", answered, 60)
+    assert answers[0] == cluster_ip
+    assert answers[1] == "hello from web"
 
     # kubectl port-forward: API server → kubelet → containerd, into the pod's namespace.
     forward = subprocess.Popen(
