@@ -90,15 +90,11 @@ demo: install tools ## The whole lifecycle on a local control plane, narrated; l
 demo-down: ## Stop everything `make demo` started.
 	$(PY) -m harness.demo down --state-dir $(STATE_DIR)
 
-##@ Images and real nodes (docs/real-nodes.md; need root)
+##@ Images and real nodes (docs/real-nodes.md; need root; `make images` is under Install)
 
 .PHONY: system-packages
 system-packages: ## Install the Debian packages images and real nodes need (apt-get, only missing ones).
 	bash hack/system-packages.sh
-
-.PHONY: images
-images: system-packages ## Build the operator, trainer and server images with podman on a debootstrap base (cached).
-	bash hack/images.sh
 
 .PHONY: test-images
 test-images: install images ## Run the built images' entrypoints under podman (tests/harness/test_images.py).
