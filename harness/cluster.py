@@ -109,6 +109,8 @@ class LocalCluster:
     detached: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    #: The API server's --advertise-address (the ``kubernetes`` Service's endpoint), if set.
+    _advertise: str = field(default="", repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -158,6 +160,10 @@ class LocalCluster:
         try:
             self._write_pki()
             self._write_kubeconfig()
+            if self.real_nodes:
+                from harness import realnode  # needs root and packages; only then imported
+
+                self._advertise = realnode.api_address(realnode.reserve(self))
             self._start_etcd()
             self._start_apiserver(timeout)
             self.spawn("kube-controller-manager", self._kcm_args())
@@ -195,8 +201,6 @@ class LocalCluster:
                     ],
                 )
             if self.real_nodes:
-                from harness import realnode  # needs root and packages; only then imported
-
                 realnode.start(self, self.real_nodes)
             self._wait_nodes_ready(timeout - (time.monotonic() - started))
         except BaseException:
@@ -476,6 +480,7 @@ class LocalCluster:
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=1",
+                *([f"--advertise-address={self._advertise}"] if self._advertise else []),
             ],
         )
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))

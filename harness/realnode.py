@@ -19,7 +19,11 @@ Each node ``real-<i>`` gets
   with a system containerd, so clusters started in parallel cannot collide.
 
 The slot is claimed by creating the first node's network namespace (``ip netns add`` fails if it
-exists). The images of ``make images`` and a pause image (``FROM scratch`` with Debian's static
+exists), before the API server starts: it advertises ``10.250.<slot>.254`` (the ``kubernetes``
+Service's endpoint), an address every node has on its loopback device where ``nsforward``
+listens, so pods reach the API server through the Service like on any cluster.
+
+The images of ``make images`` and a pause image (``FROM scratch`` with Debian's static
 ``catatonit``) are imported into each node's containerd.
 
 Processes are started through ``LocalCluster.spawn`` (recorded by PID); ``stop`` kills every
@@ -108,9 +112,28 @@ def _nodes_file(cluster: LocalCluster) -> Path:
     return cluster.state_dir / "realnodes.json"
 
 
-def _save(cluster: LocalCluster, nodes: list[Node], sysctls: dict[str, str]) -> None:
-    data = {"nodes": [asdict(n) for n in nodes], "sysctls": sysctls}
+def _save(cluster: LocalCluster, slot: int, nodes: list[Node], sysctls: dict[str, str]) -> None:
+    data = {"slot": slot, "nodes": [asdict(n) for n in nodes], "sysctls": sysctls}
     _nodes_file(cluster).write_text(json.dumps(data, indent=2))
+
+
+def api_address(slot: int) -> str:
+    """Where pods reach the API server: the ``kubernetes`` Service's endpoint (the API server's
+    ``--advertise-address``). Every node has it on its loopback device, and ``harness.nsforward``
+    listens there, forwarding to the API server on the host's 127.0.0.1."""
+    return f"10.250.{slot}.254"
+
+
+def reserve(cluster: LocalCluster) -> int:
+    """Check what real nodes need and claim a slot, before the API server starts (it advertises
+    ``api_address(slot)``); ``stop`` releases it."""
+    check_prerequisites(cluster)
+    for image in IMAGES:
+        if subprocess.run(_podman("image", "exists", image)).returncode != 0:
+            raise RealNodeError(f"image {image} not built: run `make images`")
+    slot = _claim_slot()
+    _save(cluster, slot, [], {})
+    return slot
 
 
 def check_prerequisites(cluster: LocalCluster) -> None:
@@ -153,16 +176,13 @@ def _ensure_pause_image() -> None:
 
 
 def start(cluster: LocalCluster, count: int) -> list[Node]:
-    """Set up and start ``count`` real nodes; returns them (also saved in the state dir)."""
-    check_prerequisites(cluster)
-    for image in IMAGES:
-        if subprocess.run(_podman("image", "exists", image)).returncode != 0:
-            raise RealNodeError(f"image {image} not built: run `make images`")
+    """Set up and start ``count`` real nodes in the slot ``reserve`` claimed; returns them
+    (also saved in the state dir)."""
+    slot = int(json.loads(_nodes_file(cluster).read_text())["slot"])
     _ensure_pause_image()
     sysctls = {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
-    slot = _claim_slot()
     nodes = [_node(cluster, slot, i) for i in range(count)]
-    _save(cluster, nodes, sysctls)
+    _save(cluster, slot, nodes, sysctls)
     archive = cluster.state_dir / "realnodes" / "images.tar"
     archive.parent.mkdir(parents=True, exist_ok=True)
     # One archive for all nodes: shared layers are stored once.
@@ -172,7 +192,7 @@ def start(cluster: LocalCluster, count: int) -> list[Node]:
         )
     )
     for node in nodes:
-        _network(node, first=node.name.endswith("-0"))
+        _network(node, first=node.name.endswith("-0"), api=api_address(slot))
     _link_nodes(nodes, slot)
     for node in nodes:
         _start_containerd(cluster, node)
@@ -202,6 +222,7 @@ def _start_kube_proxies(cluster: LocalCluster, nodes: list[Node], slot: int) -> 
             "harness.nsforward",
             f"--to=127.0.0.1:{port}",
             *(f"--listen={n.netns}:127.0.0.1:{port}" for n in nodes),
+            *(f"--listen={n.netns}:{api_address(slot)}:{port}" for n in nodes),
         ],
     )
     for node in nodes:
@@ -302,7 +323,7 @@ def _node(cluster: LocalCluster, slot: int, i: int) -> Node:
     )
 
 
-def _network(node: Node, first: bool) -> None:
+def _network(node: Node, first: bool, api: str) -> None:
     ns, host_if = node.netns, f"{node.netns}h"
     if not first:
         _run("ip", "netns", "add", ns)
@@ -312,6 +333,7 @@ def _network(node: Node, first: bool) -> None:
     _run("ip", "link", "set", host_if, "up")
     _run(*inside, "addr", "add", f"{node.node_ip}/30", "dev", "eth0")
     _run(*inside, "link", "set", "lo", "up")
+    _run(*inside, "addr", "add", f"{api}/32", "dev", "lo")  # the API server, for pods
     _run(*inside, "link", "set", "eth0", "up")
     _run(*inside, "route", "add", "default", "via", node.host_ip)
     _run("ip", "route", "add", node.pod_subnet, "via", node.node_ip)
@@ -409,6 +431,12 @@ state = "{run}/state"
   conf_dir = "{state}/cni/net.d"
 """
     )
+    # The kubelet mounts volumes (tmpfs for tokens and secrets) under its root directory in the
+    # host's mount namespace; a shared mount there propagates them into containerd's.
+    kubelet_root = state / "kubelet"
+    kubelet_root.mkdir(exist_ok=True)
+    _run("mount", "--bind", str(kubelet_root), str(kubelet_root))
+    _run("mount", "--make-rshared", str(kubelet_root))
     # In the node's network namespace, and in a mount namespace of its own that receives the
     # host's mounts (kubelet's volumes) but keeps its own (container root filesystems) private.
     cluster.spawn(
@@ -520,6 +548,11 @@ def load(cluster: LocalCluster) -> tuple[list[Node], dict[str, str]]:
     return [Node(**n) for n in data["nodes"]], data.get("sysctls", {})
 
 
+def _slot(cluster: LocalCluster) -> int | None:
+    path = _nodes_file(cluster)
+    return int(json.loads(path.read_text())["slot"]) if path.exists() else None
+
+
 def stop(cluster: LocalCluster) -> None:
     """Stop every real node of ``cluster`` and remove everything it left on the host."""
     nodes, sysctls = load(cluster)
@@ -537,6 +570,9 @@ def stop(cluster: LocalCluster) -> None:
         subprocess.run(["ip", "route", "del", node.pod_subnet], capture_output=True)
         subprocess.run(["ip", "netns", "del", node.netns], capture_output=True)
         shutil.rmtree(node.run, ignore_errors=True)
+    slot = _slot(cluster)
+    if slot is not None:  # the claim, also when no node got that far
+        subprocess.run(["ip", "netns", "del", f"mo{slot}-0"], capture_output=True)
     for key, value in sysctls.items():
         with contextlib.suppress(OSError):
             Path("/proc/sys", key).write_text(value)

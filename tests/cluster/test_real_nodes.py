@@ -272,3 +272,44 @@ def test_service_by_dns_name_across_nodes_and_port_forward(real: LocalCluster) -
         forward.wait(10)
         if forward.stdout:
             forward.stdout.close()
+
+
+def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(real: LocalCluster) -> None:
+    # In-cluster configuration, as the operator's pod uses it: 10.96.0.1:443 (kube-proxy) to the
+    # advertised address, the service-account token, the cluster CA from kube-root-ca.crt.
+    script = (
+        "from kubernetes import client, config; config.load_incluster_config();"
+        "review = client.AuthenticationV1Api().create_self_subject_review("
+        "client.V1SelfSubjectReview());"
+        "print(review.status.user_info.username)"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "in-cluster", "namespace": "restricted"},
+        "spec": {
+            "nodeSelector": {"type": realnode.NODE_LABEL},
+            "restartPolicy": "Never",
+            "securityContext": POD_SECURITY_CONTEXT,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "ghcr.io/modelops/operator:0.1.0",
+                    "imagePullPolicy": "Never",
+                    "command": ["python", "-c", script],
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                }
+            ],
+        },
+    }
+    kubectl(real, "apply", "-f", "-", input=json.dumps(pod))
+
+    def finished() -> bool:
+        status = json.loads(
+            kubectl(real, "-n", "restricted", "get", "pod", "in-cluster", "-o", "json")
+        )
+        return status["status"].get("phase") in ("Succeeded", "Failed")
+
+    wait_for("pod restricted/in-cluster to finish", finished, 120)
+    out = kubectl(real, "-n", "restricted", "logs", "in-cluster")
+    assert out.strip() == "system:serviceaccount:restricted:default", out
