@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -313,3 +314,52 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(real: Local
     wait_for("pod restricted/in-cluster to finish", finished, 120)
     out = kubectl(real, "-n", "restricted", "logs", "in-cluster")
     assert out.strip() == "system:serviceaccount:restricted:default", out
+
+
+def test_helm_install_runs_the_operator_image_and_helm_test_passes(real: LocalCluster) -> None:
+    # The chart as users install it: its default image (the built operator image, present on
+    # the nodes, so IfNotPresent never pulls), default ports, a restricted namespace.
+    ns = "modelops-system"
+    real.kubectl("create", "namespace", ns)
+    real.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    env = {**os.environ, "KUBECONFIG": str(real.kubeconfig)}
+    helm = [str(real.bin_dir / "helm"), "-n", ns]
+    chart = str(Path(__file__).resolve().parents[2] / "helm" / "modelops")
+    install = subprocess.run(
+        [
+            *helm,
+            "install",
+            "modelops",
+            chart,
+            "--set",
+            f"nodeSelector.type={realnode.NODE_LABEL}",
+            "--wait",
+            "--timeout",
+            "180s",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    log = real.kubectl("-n", ns, "logs", "deployment/modelops", check=False).stdout
+    assert install.returncode == 0, install.stderr + log[-5000:]
+    pod = json.loads(
+        kubectl(
+            real, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=modelops", "-o", "json"
+        )
+    )["items"][0]
+    assert pod["spec"]["nodeName"].startswith("real-")
+    assert pod["status"]["containerStatuses"][0]["image"] == "ghcr.io/modelops/operator:0.1.0"
+    # helm test: a pod of the operator image asks /healthz through the operator's Service name.
+    tested = subprocess.run(
+        [*helm, "test", "modelops", "--timeout", "120s"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert re.search(
+        r"TEST SUITE:\s+modelops-test-healthz\n.*\n.*\nPhase:\s+Succeeded", tested.stdout
+    ), tested.stdout

@@ -102,6 +102,17 @@ def test_images_run_as_non_root_with_their_entrypoints() -> None:
         config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
         assert config["User"] == "65532:65532", target
         assert config["Entrypoint"][:2] == ["python", "-m"], target
+        # The uid has a name: kopf's peering identity (getpass.getuser) needs one.
+        who = podman(
+            "run",
+            "--rm",
+            "--network=none",
+            "--entrypoint=python",
+            image,
+            "-c",
+            "import getpass; print(getpass.getuser())",
+        )
+        assert who.stdout.strip() == "nonroot", who.stderr
 
 
 def test_trainer_image_writes_an_artifact(tmp_path: Path, names: list[str]) -> None:
