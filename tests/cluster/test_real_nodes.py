@@ -21,6 +21,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,8 @@ from modelops.core.builders import (
     SCRATCH_MOUNT,
     SCRATCH_VOLUME,
 )
+from tests.cluster.kube import apply, has_condition, training_run
+from tests.cluster.kube import wait_for as wait_on
 
 # Set-up (a control plane, two nodes, image imports) and teardown count in a test's time.
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -316,34 +319,46 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(real: Local
     assert out.strip() == "system:serviceaccount:restricted:default", out
 
 
-def test_helm_install_runs_the_operator_image_and_helm_test_passes(real: LocalCluster) -> None:
-    # The chart as users install it: its default image (the built operator image, present on
-    # the nodes, so IfNotPresent never pulls), default ports, a restricted namespace.
+@pytest.fixture(scope="module")
+def operator(real: LocalCluster) -> str:
+    """The chart as users install it, watching all namespaces: its default image (the built
+    operator image, present on the nodes, so IfNotPresent never pulls), default ports, in a
+    namespace enforcing Pod Security "restricted". Returns that namespace."""
     ns = "modelops-system"
     real.kubectl("create", "namespace", ns)
     real.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    env = {**os.environ, "KUBECONFIG": str(real.kubeconfig)}
-    helm = [str(real.bin_dir / "helm"), "-n", ns]
     chart = str(Path(__file__).resolve().parents[2] / "helm" / "modelops")
-    install = subprocess.run(
-        [
-            *helm,
-            "install",
-            "modelops",
-            chart,
-            "--set",
-            f"nodeSelector.type={realnode.NODE_LABEL}",
-            "--wait",
-            "--timeout",
-            "180s",
-        ],
-        env=env,
+    install = helm(
+        real,
+        ns,
+        "install",
+        "modelops",
+        chart,
+        "--set",
+        f"nodeSelector.type={realnode.NODE_LABEL}",
+        "--wait",
+        "--timeout",
+        "180s",
+    )
+    log = real.kubectl("-n", ns, "logs", "deployment/modelops", check=False).stdout
+    assert install.returncode == 0, install.stderr + log[-5000:]
+    return ns
+
+
+def helm(real: LocalCluster, ns: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(real.bin_dir / "helm"), "-n", ns, *args],
+        env={**os.environ, "KUBECONFIG": str(real.kubeconfig)},
         capture_output=True,
         text=True,
         timeout=240,
     )
-    log = real.kubectl("-n", ns, "logs", "deployment/modelops", check=False).stdout
-    assert install.returncode == 0, install.stderr + log[-5000:]
+
+
+def test_helm_install_runs_the_operator_image_and_helm_test_passes(
+    real: LocalCluster, operator: str
+) -> None:
+    ns = operator
     pod = json.loads(
         kubectl(
             real, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=modelops", "-o", "json"
@@ -352,14 +367,153 @@ def test_helm_install_runs_the_operator_image_and_helm_test_passes(real: LocalCl
     assert pod["spec"]["nodeName"].startswith("real-")
     assert pod["status"]["containerStatuses"][0]["image"] == "ghcr.io/modelops/operator:0.1.0"
     # helm test: a pod of the operator image asks /healthz through the operator's Service name.
-    tested = subprocess.run(
-        [*helm, "test", "modelops", "--timeout", "120s"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    tested = helm(real, ns, "test", "modelops", "--timeout", "120s")
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert re.search(
         r"TEST SUITE:\s+modelops-test-healthz\n.*\n.*\nPhase:\s+Succeeded", tested.stdout
     ), tested.stdout
+
+
+def restricted(spec: dict[str, Any]) -> dict[str, Any]:
+    """A pod spec with the operator's restricted securityContext on it and its containers."""
+    containers = [{**c, "securityContext": CONTAINER_SECURITY_CONTEXT} for c in spec["containers"]]
+    return {**spec, "securityContext": POD_SECURITY_CONTEXT, "containers": containers}
+
+
+def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> None:
+    """The operator in its pod trains with the trainer image (a Job) and serves the version
+    with the server image; a client pod asks the Model's stable Service by its DNS name."""
+    ns = "lifecycle"
+    real.kubectl("create", "namespace", ns)
+    real.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    claims = [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+        for name in ("datasets", "models")
+    ]
+    load = ["python", "-m", "modelops.datasets", "iris.csv", "/data/iris.csv"]
+    loader = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "load-iris"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": restricted(
+                    {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                "name": "load",
+                                "image": "ghcr.io/modelops/trainer:0.1.0",
+                                "command": load,
+                                "volumeMounts": [{"name": "d", "mountPath": "/data"}],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "d", "persistentVolumeClaim": {"claimName": "datasets"}}
+                        ],
+                    }
+                )
+            },
+        },
+    }
+    client = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client"},
+        "spec": restricted(
+            {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "ghcr.io/modelops/operator:0.1.0",
+                        "command": ["sleep", "3600"],
+                    }
+                ]
+            }
+        ),
+    }
+    apply(real, *claims, loader, client, namespace=ns)
+    real.kubectl("wait", "-n", ns, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
+    training = {
+        k: v
+        for k, v in training_run("iris-1")["spec"].items()
+        if k not in ("modelRef", "nodeSelector")
+    }
+    training["image"] = "ghcr.io/modelops/trainer:0.1.0"
+    model = {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "training": training,
+            "serving": {
+                "promotion": "Automatic",
+                "gates": [{"metric": "accuracy", "min": 0.85}],
+                "replicas": 1,
+            },
+        },
+    }
+    run = {**training_run("iris-1"), "spec": {"modelRef": {"name": "iris"}, **training}}
+    apply(real, model, run, namespace=ns)
+    wait_on(
+        real,
+        ["trainingrun", "iris-1", "-n", ns],
+        has_condition("Succeeded"),
+        timeout=300,
+        what="TrainingRun iris-1 to succeed",
+    )
+    jobs = json.loads(kubectl(real, "-n", ns, "get", "pods", "-o", "json"))["items"]
+    trainer = [
+        p
+        for p in jobs
+        if p["spec"]["containers"][0]["image"].endswith("trainer:0.1.0")
+        and p["metadata"]["name"].startswith("iris-1")
+    ]
+    assert trainer, [p["metadata"]["name"] for p in jobs]
+    assert trainer[0]["spec"]["nodeName"].startswith("real-")
+    wait_on(
+        real,
+        ["model", "iris", "-n", ns],
+        lambda m: has_condition("Ready")(m) and m["status"].get("productionVersion") == "1",
+        timeout=240,
+        what="Model iris to serve version 1",
+    )
+    service = json.loads(kubectl(real, "-n", ns, "get", "service", "iris", "-o", "json"))
+    port = service["spec"]["ports"][0]["port"]
+    url = f"http://iris.{ns}.svc.cluster.local:{port}/v2/models/iris/infer"
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [5.1, 3.5, 1.4, 0.2],
+                }
+            ]
+        }
+    )
+    ask = (
+        "import json, urllib.request as u;"
+        f"r = u.urlopen(u.Request({url!r}, data={body!r}.encode(),"
+        " headers={'Content-Type': 'application/json'}), timeout=10);"
+        "print(json.load(r)['model_version'])"
+    )
+    answers: list[str] = []
+
+    def served() -> bool:
+        out = real.kubectl("-n", ns, "exec", "client", "--", "python", "-c", ask, check=False)
+        answers[:] = [out.stdout.strip(), out.stderr[-2000:]]
+        return out.returncode == 0
+
+    wait_for(f"inference through Service {ns}/iris by name", served, 120)
+    assert answers[0] == "1"
