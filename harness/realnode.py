@@ -92,9 +92,9 @@ class Node:
         return f"{self.run}/containerd.sock"
 
 
-def _run(*argv: str, input: bytes | None = None, check: bool = True) -> str:
-    done = subprocess.run(list(argv), input=input, capture_output=True, check=False, timeout=300)
-    if check and done.returncode != 0:
+def _run(*argv: str) -> str:
+    done = subprocess.run(list(argv), capture_output=True, check=False, timeout=300)
+    if done.returncode != 0:
         raise RealNodeError(f"{' '.join(argv)}: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout.decode(errors="replace")
 
@@ -206,13 +206,14 @@ def start(cluster: LocalCluster, count: int) -> list[Node]:
             )
         _start_kubelet(cluster, node)
     archive.unlink()
-    _start_kube_proxies(cluster, nodes, slot)
+    _start_node_services(cluster, nodes, slot)
     return nodes
 
 
-def _start_kube_proxies(cluster: LocalCluster, nodes: list[Node], slot: int) -> None:
-    """kube-proxy (nftables) in each node's network namespace, reaching the API server through
-    ``harness.nsforward`` at 127.0.0.1:<API port> of that namespace."""
+def _start_node_services(cluster: LocalCluster, nodes: list[Node], slot: int) -> None:
+    """The API server forwarder, then kube-proxy (nftables) and CoreDNS in each node's network
+    namespace (they reach the API server at 127.0.0.1:<API port> of that namespace); waits until
+    kube-proxy has programmed its rules and CoreDNS is ready."""
     port = cluster.ports["apiserver"]
     cluster.spawn(
         "nsforward",
