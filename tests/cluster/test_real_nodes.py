@@ -58,7 +58,11 @@ def _skip_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def real(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    if request.config.getoption("--cluster") == "existing":
+        pytest.skip("starts a local control plane with real nodes of its own")
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
