@@ -90,3 +90,27 @@ demo: install tools ## The whole lifecycle on a local control plane, narrated; l
 .PHONY: demo-down
 demo-down: ## Stop everything `make demo` started.
 	$(PY) -m harness.demo down --state-dir $(STATE_DIR)
+
+##@ Images and real nodes (docs/real-nodes.md; need root; `make images` is under Install)
+
+.PHONY: system-packages
+system-packages: ## Install the Debian packages images and real nodes need (apt-get, only missing ones).
+	bash hack/system-packages.sh
+
+.PHONY: test-images
+test-images: install images ## Run the built images' entrypoints under podman (tests/harness/test_images.py).
+	$(PY) -m pytest tests/harness/test_images.py $(PYTEST_ARGS)
+
+REAL_NODES ?= 2
+
+.PHONY: real-nodes-tools
+real-nodes-tools: ## Build (or reuse cached) kubelet, kube-proxy and CoreDNS from their Go modules.
+	bash hack/build-tools.sh kubelet coredns
+
+.PHONY: test-real-nodes
+test-real-nodes: install tools real-nodes-tools images ## Pods from the built images on real nodes (tests/cluster/test_real_nodes.py).
+	$(PY) -m pytest tests/cluster/test_real_nodes.py $(PYTEST_ARGS)
+
+.PHONY: cluster-up-real
+cluster-up-real: install tools real-nodes-tools images ## cluster-up plus $(REAL_NODES) real nodes (kubelet + containerd); stop with cluster-down.
+	$(PY) -m harness.cluster up --state-dir $(STATE_DIR) --real-nodes $(REAL_NODES)

@@ -3,7 +3,8 @@
 # Debian), caching them outside the repository. Idempotent: a tool whose cached binary already
 # reports the pinned version is skipped, so a fully cached run takes seconds.
 #
-# Usage: hack/build-tools.sh [all|k8s|etcd|kwok|helm|promtool|kstatus]...
+# Usage: hack/build-tools.sh [all|k8s|etcd|kwok|helm|promtool|kstatus|kubelet|coredns]...
+# (`all` leaves out kubelet and coredns: only real nodes need them, `make real-nodes-tools`.)
 # Output: $MODELOPS_TOOLS_DIR (default ~/.cache/modelops/tools/k8s-v$K8S_VERSION/bin)
 set -euo pipefail
 
@@ -11,6 +12,7 @@ K8S_VERSION="${K8S_VERSION:-1.36.1}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-1.14.7}"
 OUT="${MODELOPS_TOOLS_DIR:-$HOME/.cache/modelops/tools/k8s-v$K8S_VERSION/bin}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -30,6 +32,30 @@ build_k8s() {
     && "$OUT/kubectl" version --client 2>/dev/null | grep -q "v$K8S_VERSION"; then
     log "kubernetes v$K8S_VERSION: cached"; return
   fi
+  go_build_k8s kube-apiserver kube-controller-manager kube-scheduler kubectl
+  "$OUT/kube-apiserver" --version
+}
+
+# The node components of real nodes (docs/real-nodes.md), from the same module set-up.
+build_kubelet() {
+  if [ -x "$OUT/kubelet" ] && [ "$("$OUT/kubelet" --version)" = "Kubernetes v$K8S_VERSION" ] \
+    && [ -x "$OUT/kube-proxy" ] && [ "$("$OUT/kube-proxy" --version)" = "Kubernetes v$K8S_VERSION" ]; then
+    log "kubelet, kube-proxy v$K8S_VERSION: cached"; return
+  fi
+  go_build_k8s kubelet kube-proxy
+  "$OUT/kubelet" --version
+}
+
+# Cluster DNS of real nodes: CoreDNS from its Go module.
+build_coredns() {
+  if "$OUT/coredns" -version 2>/dev/null | grep -q "CoreDNS-$COREDNS_VERSION"; then
+    log "coredns v$COREDNS_VERSION: cached"; return
+  fi
+  GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
+  "$OUT/coredns" -version | head -1
+}
+
+go_build_k8s() { # go_build_k8s CMD...: build k8s.io/kubernetes/cmd/CMD at $K8S_VERSION into $OUT
   local minor staging work gomod pkgs tags ldf p
   minor="$(echo "$K8S_VERSION" | cut -d. -f2)"
   staging="v0.${K8S_VERSION#1.}"
@@ -45,8 +71,7 @@ build_k8s() {
     python3 "$HERE/k8s_replaces.py" upstream.json "$staging" >edits.txt
     # shellcheck disable=SC2046
     go mod edit $(cat edits.txt)
-    pkgs="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager"
-    pkgs="$pkgs k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl"
+    pkgs="$(for p in "$@"; do printf 'k8s.io/kubernetes/cmd/%s ' "$p"; done)"
     tags="selinux,notest,grpcnotrace"
     # shellcheck disable=SC2046
     go get -tags="$tags" $(for p in $pkgs; do printf '%s@v%s ' "$p" "$K8S_VERSION"; done)
@@ -60,7 +85,6 @@ build_k8s() {
     go build -mod=mod -trimpath -tags="$tags" -ldflags="$ldf" -o "$OUT/" $pkgs
   )
   rm -rf "$work"
-  "$OUT/kube-apiserver" --version
 }
 
 build_etcd() {
@@ -151,7 +175,7 @@ what=("$@"); [ ${#what[@]} -gt 0 ] || what=(all)
 for w in "${what[@]}"; do
   case "$w" in
     all) for t in k8s etcd kwok promtool helm kstatus; do timed "$t" "build_$t"; done ;;
-    k8s | etcd | kwok | helm | promtool | kstatus) timed "$w" "build_$w" ;;
+    k8s | etcd | kwok | helm | promtool | kstatus | kubelet | coredns) timed "$w" "build_$w" ;;
     *) log "unknown tool: $w"; exit 2 ;;
   esac
 done

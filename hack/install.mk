@@ -2,9 +2,7 @@
 # tools that check them (helm, kstatus). Included by the top-level Makefile, which defines
 # TOOLS_DIR.
 
-CONTAINER_TOOL ?= podman
 IMAGE_REGISTRY ?= ghcr.io/modelops
-IMAGE_TAG      ?= 0.1.0
 CHART          := helm/modelops
 
 ##@ Install
@@ -30,9 +28,5 @@ manifests: ## Render manifests/default into dist/install.yaml (kubectl apply --s
 	$(TOOLS_DIR)/kubectl kustomize manifests/default > dist/install.yaml
 	@echo "dist/install.yaml: $$(grep -c '^kind:' dist/install.yaml) objects"
 
-images: ## Build the operator, trainer and server images (needs $(CONTAINER_TOOL); none here).
-	@set -e; for i in operator trainer server; do \
-	  $(CONTAINER_TOOL) build -f images/Containerfile --target $$i \
-	    --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$$(git rev-parse HEAD) \
-	    -t $(IMAGE_REGISTRY)/$$i:$(IMAGE_TAG) . ; \
-	done
+images: system-packages ## Build the operator, trainer and server images with podman on a Debian base (cached; docs/real-nodes.md).
+	IMAGE_REGISTRY=$(IMAGE_REGISTRY) bash hack/images.sh

@@ -53,6 +53,11 @@ START_ORDER = (
     "kwok",
     "provisioner",
     "noderunner",
+    "containerd",
+    "kubelet",
+    "nsforward",
+    "kube-proxy",
+    "coredns",
 )
 
 _PR_SET_PDEATHSIG = 1
@@ -99,9 +104,13 @@ class LocalCluster:
     bin_dir: Path = DEFAULT_BIN_DIR
     kwok_nodes: int = 1
     runner_nodes: int = 1
+    #: Nodes with an upstream kubelet and containerd (``harness.realnode``), ``real-0``…
+    real_nodes: int = 0
     detached: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    #: The API server's --advertise-address (the ``kubernetes`` Service's endpoint), if set.
+    _advertise: str = field(default="", repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -151,6 +160,10 @@ class LocalCluster:
         try:
             self._write_pki()
             self._write_kubeconfig()
+            if self.real_nodes:
+                from harness import realnode  # needs root and packages; only then imported
+
+                self._advertise = realnode.api_address(realnode.reserve(self))
             self._start_etcd()
             self._start_apiserver(timeout)
             self.spawn("kube-controller-manager", self._kcm_args())
@@ -187,6 +200,8 @@ class LocalCluster:
                         str(self.state_dir / "noderunner" / f"local-{i}"),
                     ],
                 )
+            if self.real_nodes:
+                realnode.start(self, self.real_nodes)
             self._wait_nodes_ready(timeout - (time.monotonic() - started))
         except BaseException:
             self.down()
@@ -195,17 +210,25 @@ class LocalCluster:
 
     def down(self) -> None:
         """Stop every process this cluster started, newest first: SIGTERM, then SIGKILL."""
-        pids = started_newest_first(self.run_dir)
-        for pidfile in pids:
-            with contextlib.suppress(ValueError, OSError):
-                _stop(int(pidfile.read_text()), pidfile.stem)
-            pidfile.unlink(missing_ok=True)
-            proc = self._procs.pop(pidfile.stem, None)
-            if proc is not None:  # collect the exit status of the children we started
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=1)
+        if (self.state_dir / "realnodes.json").exists():
+            from harness import realnode
+
+            realnode.stop(self)  # containers, mounts, cgroups, namespaces: not just processes
+        for pidfile in started_newest_first(self.run_dir):
+            self.stop_component(pidfile.stem)
         if not any(self.run_dir.glob("*.pid")):
             (self.run_dir / "order").unlink(missing_ok=True)
+
+    def stop_component(self, name: str) -> None:
+        """Stop one recorded process (SIGTERM, then SIGKILL) and forget it."""
+        pidfile = self.run_dir / f"{name}.pid"
+        with contextlib.suppress(ValueError, OSError):
+            _stop(int(pidfile.read_text()), name)
+        pidfile.unlink(missing_ok=True)
+        proc = self._procs.pop(name, None)
+        if proc is not None:  # collect the exit status of the children we started
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
 
     def alive(self) -> dict[str, int]:
         """PIDs of the recorded processes that still run, by component."""
@@ -470,6 +493,7 @@ class LocalCluster:
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=1",
+                *([f"--advertise-address={self._advertise}"] if self._advertise else []),
             ],
         )
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
@@ -582,6 +606,7 @@ class LocalCluster:
     def _wait_nodes_ready(self, timeout: float) -> None:
         want = {f"kwok-{i}" for i in range(self.kwok_nodes)}
         want |= {f"local-{i}" for i in range(self.runner_nodes)}
+        want |= {f"real-{i}" for i in range(self.real_nodes)}
 
         def ready() -> bool:
             for pidfile in self.run_dir.glob("*.pid"):
@@ -677,12 +702,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
     parser.add_argument("--kwok-nodes", type=int, default=1)
     parser.add_argument("--runner-nodes", type=int, default=1)
+    parser.add_argument("--real-nodes", type=int, default=0, help="docs/real-nodes.md")
     parser.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args(argv)
     state = args.state_dir.resolve()
     if args.command == "up":
         cluster = LocalCluster(
-            state, args.bin_dir, args.kwok_nodes, args.runner_nodes, detached=True
+            state,
+            args.bin_dir,
+            args.kwok_nodes,
+            args.runner_nodes,
+            real_nodes=args.real_nodes,
+            detached=True,
         )
         took = cluster.up(args.timeout)
         print(f"Cluster ready in {took:.1f}s (API server {cluster.server})")

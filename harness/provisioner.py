@@ -84,7 +84,11 @@ def wants_volume(claim: Any) -> bool:
 def provision(core: client.CoreV1Api, claim: Any, root: Path) -> None:
     """Create the claim's volume; an existing one (a restart, a resync) is success."""
     pv = volume_for(claim, root)
-    Path(pv["spec"]["hostPath"]["path"]).mkdir(parents=True, exist_ok=True)
+    path = Path(pv["spec"]["hostPath"]["path"])
+    path.mkdir(parents=True, exist_ok=True)
+    # Writable by whatever user a pod runs as (the images run as 65532; fsGroup does not apply
+    # to hostPath volumes), like the local-path provisioners of small clusters.
+    path.chmod(0o777)
     try:
         # The client sends dicts as they are; its type hints only name the model class.
         core.create_persistent_volume(pv)  # type: ignore[arg-type]

@@ -137,6 +137,7 @@ class Agent:
             allocatable=dict(self.cfg.capacity),
             host_ip=HOST_IP,
             python=sys.executable,
+            runtime_paths=tuple(process.runtime_paths()),
             runner_pid=os.getpid(),
             max_grace=self.cfg.max_grace,
         )

@@ -7,7 +7,11 @@ The runner starts ``python -I -S nsexec.py SPEC ERRFD`` in a new session; this s
 2. with ``isolate``, enters a private mount and UTS namespace (what ``unshare --mount
    --uts --propagation private`` does), sets the pod's hostname, and bind-mounts every volume at
    its ``mountPath``;
-3. changes to the working directory and execs the container command with the container's
+3. with ``isolate``, makes the runner's own runtime (``keep``: the virtual environment and the
+   project source that ``python`` in a pod runs) visible again at its host path, read-only,
+   where a volume covers it: a clone under ``/tmp`` would otherwise vanish behind a pod's
+   ``/tmp`` emptyDir;
+4. changes to the working directory and execs the container command with the container's
    environment (``PATH`` lookup uses the container's ``PATH``).
 
 The process ID never changes, so the runner's child *is* the container.
@@ -210,6 +214,11 @@ def _open_sources(mounts: list[dict[str, Any]]) -> list[int]:
     return fds
 
 
+def _covered(path: str, targets: list[str]) -> bool:
+    """Whether a mount at one of ``targets`` hides ``path`` (the path itself or an ancestor)."""
+    return any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets)
+
+
 def _depth(mount: dict[str, Any]) -> int:
     return len([part for part in os.path.normpath(mount["target"]).split("/") if part])
 
@@ -224,10 +233,16 @@ def prepare(spec: dict[str, Any]) -> None:
         ns.enter(spec.get("hostname", ""))
         # After unshare (a bind source must belong to our namespace), before any mount.
         sources = _open_sources(mounts)
+        targets = [os.path.realpath(m["target"]) for m in mounts]
+        keep = [p for p in spec.get("keep", []) if _covered(p, targets) and os.path.isdir(p)]
+        kept = _open_sources([{"source": p} for p in keep])
         if any(_needs_new_root(path) for path in [cwd, *(m["target"] for m in mounts)]):
             ns.switch_root()
         for mount, source in zip(mounts, sources, strict=True):
             ns.mount(source, mount["target"], bool(mount.get("readOnly")))
+        for path, source in zip(keep, kept, strict=True):
+            # Last, over the volume that hid it; its mount point is made in that volume.
+            ns.mount(source, path, read_only=True)
         if not os.path.isdir(cwd):
             cwd = ns.ensure(cwd, directory=True)
     try:

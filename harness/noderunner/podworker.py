@@ -109,6 +109,8 @@ class NodeContext:
     allocatable: Mapping[str, str]
     host_ip: str = "127.0.0.1"
     python: str = ""
+    #: Host paths of ``python`` and the project, kept visible under volumes (see ``nsexec``).
+    runtime_paths: tuple[str, ...] = ()
     runner_pid: int = 0
     max_grace: float = 30.0
     retry_seconds: float = RETRY_SECONDS
@@ -650,6 +652,7 @@ class PodWorker:
             isolate=self.ctx.isolate,
             hostname="" if (self.pod.get("spec") or {}).get("hostNetwork") else self._hostname(),
             mounts=mounts,
+            keep=list(self.ctx.runtime_paths),
         )
 
     def _start(self, c: Container, now: float) -> None:

@@ -53,6 +53,8 @@ class LaunchSpec:
     isolate: bool
     hostname: str = ""
     mounts: list[Mount] = field(default_factory=list)
+    #: Host directories that stay visible at their own path even where a volume covers them.
+    keep: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ def start(spec: LaunchSpec, runner_pid: int) -> ContainerProcess:
                     {"source": m.source, "target": m.target, "readOnly": m.read_only}
                     for m in spec.mounts
                 ],
+                "keep": spec.keep,
             }
         )
     )
@@ -188,6 +191,15 @@ def _read_until_exec(fd: int, popen: subprocess.Popen[bytes]) -> dict[str, objec
     except ValueError:
         return {"reason": "StartError", "message": b"".join(chunks).decode(errors="replace")}
     return dict(report)
+
+
+def runtime_paths() -> list[str]:
+    """The host directories ``python`` in a container needs: the runner's interpreter
+    (virtual environment and base installation) and the project source its editable install
+    points at. Outermost first, without paths nested in another."""
+    project = Path(__file__).resolve().parents[2]
+    paths = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, project)})
+    return [p for p in paths if not any(p.startswith(q.rstrip("/") + "/") for q in paths)]
 
 
 def isolation_available() -> bool:

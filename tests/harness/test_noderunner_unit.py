@@ -10,6 +10,7 @@ what they fake is only ``podworker.PodApi``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import os
 import signal
@@ -1088,6 +1089,34 @@ class TestContainerProcess:
         assert not os.path.exists(f"/nr-unit-test-{os.getpid()}")
         assert os.path.exists("/dev/termination-log") == termination_log_existed
         assert not os.path.exists(f"/run/secrets/nr-test-{os.getpid()}")
+
+    @ROOT_ONLY
+    def test_runtime_stays_visible_under_a_volume(self, tmp_path: Path) -> None:
+        # A clone under /tmp: its venv sits where a pod's /tmp emptyDir goes (issue 10).
+        venv = tmp_path / "clone" / ".venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        empty_dir = tmp_path / "emptydir"
+        empty_dir.mkdir()
+        covering = "/" + tmp_path.parts[1]  # the top-level directory that holds the venv
+        script = "import os, sys; print(sys.prefix, os.access(sys.prefix, os.W_OK))"
+        argv = [str(venv / "bin" / "python"), "-c", script]
+        mounts = [volumes.Mount(str(empty_dir), covering)]
+        hidden = launch(tmp_path, argv, True, mounts)
+        with pytest.raises(process.ContainerStartError, match="no such file or directory"):
+            process.start(hidden, os.getpid())
+        kept = dataclasses.replace(hidden, keep=[str(venv.parent)])
+        ended = process.start(kept, os.getpid()).wait(30)
+        assert ended is not None
+        assert ended.exit_code == 0, (tmp_path / "main.log").read_text()
+        assert (tmp_path / "main.log").read_text() == f"{venv} False\n"
+        # Read-only inside (False above); its mount point was made in the volume.
+        assert (empty_dir / tmp_path.relative_to(covering) / "clone").is_dir()
+
+    def test_runtime_paths_cover_the_interpreter_and_the_project(self) -> None:
+        paths = process.runtime_paths()
+        project = str(Path(__file__).resolve().parents[2])
+        for needed in (os.path.realpath(sys.prefix), project):
+            assert any(needed == p or needed.startswith(p + "/") for p in paths), needed
 
     @ROOT_ONLY
     def test_mount_errors_are_start_errors(self, tmp_path: Path) -> None:

@@ -1,0 +1,523 @@
+"""Pods on a real node: upstream kubelet, containerd and runc, running the built images.
+
+A control plane of its own (module scope) with one real node (``harness.realnode``) and no
+other nodes. The restricted securityContext that the operator puts on every pod it creates
+(``modelops.core.builders``) holds inside a real container: the image's non-root user, a root
+filesystem that refuses writes, no capabilities at all; checked from the container's own output
+(``kubectl logs``) and through ``kubectl exec``. Afterwards the cluster is stopped and nothing of
+the node is left on the host: no process, mount, cgroup, network namespace or route.
+
+Skipped, saying why, without root, the Debian packages, the kubelet or the images
+(``make system-packages real-nodes-tools images``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import realnode
+from harness.cluster import DEFAULT_BIN_DIR, LocalCluster, wait_for
+from modelops.core.builders import (
+    CONTAINER_SECURITY_CONTEXT,
+    POD_SECURITY_CONTEXT,
+    SCRATCH_MOUNT,
+    SCRATCH_VOLUME,
+)
+from tests.cluster.kube import apply, has_condition, training_run
+from tests.cluster.kube import wait_for as wait_on
+
+# Set-up (a control plane, two nodes, image imports) and teardown count in a test's time.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600)]
+
+SERVER_IMAGE = "ghcr.io/modelops/server:0.1.0"
+PROBE = "id -u; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; touch /x 2>&1 || true"
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "real nodes need root"
+    if not (DEFAULT_BIN_DIR / "kubelet").exists():
+        return "no kubelet: run `make real-nodes-tools`"
+    for tool in ("containerd", "podman", "ctr"):
+        if not shutil.which(tool):
+            return f"no {tool}: run `make system-packages`"
+    for image in realnode.IMAGES:
+        if subprocess.run(realnode._podman("image", "exists", image)).returncode != 0:
+            return f"image {image} not built: run `make images`"
+    return None
+
+
+@pytest.fixture(scope="module")
+def real(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    if request.config.getoption("--cluster") == "existing":
+        pytest.skip("starts a local control plane with real nodes of its own")
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = LocalCluster(
+        state_dir=tmp_path_factory.mktemp("real"), kwok_nodes=0, runner_nodes=0, real_nodes=2
+    )
+    took = cluster.up(timeout=240)
+    print(f"\nControl plane and real nodes ready in {took:.1f}s")
+    nodes, _ = realnode.load(cluster)
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+        assert not cluster.alive()
+        assert_nothing_left(nodes)
+
+
+def assert_nothing_left(nodes: list[realnode.Node]) -> None:
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    mounts = Path("/proc/self/mountinfo").read_text()
+    for node in nodes:
+        assert node.netns not in netns.split()
+        assert node.pod_subnet not in routes
+        assert node.state not in mounts
+        assert node.run not in mounts
+        assert not any(
+            (h / node.cgroup.lstrip("/")).exists() for h in realnode.CGROUP_ROOT.iterdir()
+        )
+        assert not Path(node.run).exists()
+
+
+def kubectl(cluster: LocalCluster, *args: str, input: str | None = None) -> str:
+    return cluster.kubectl(*args, input=input).stdout
+
+
+def test_nodes_are_ready_with_containerd(real: LocalCluster) -> None:
+    nodes = json.loads(kubectl(real, "get", "nodes", "-o", "json"))["items"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == ["real-0", "real-1"]
+    for node in nodes:
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.36.1"
+    # The kubelet runs in the host's network namespace but leaves its firewall alone; the node's
+    # kube-proxy programs only the node's own namespace.
+    host_rules = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True)
+    assert "KUBE-" not in host_rules.stdout
+    netns = realnode.load(real)[0][0].netns
+    node_rules = subprocess.run(
+        ["ip", "netns", "exec", netns, "nft", "list", "table", "ip", "kube-proxy"],
+        capture_output=True,
+        text=True,
+    )
+    assert node_rules.returncode == 0, node_rules.stderr
+
+
+def test_restricted_security_context_holds_in_a_real_container(real: LocalCluster) -> None:
+    kubectl(
+        real,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": "restricted",
+                    "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+                },
+            }
+        ),
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": "restricted"},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": "real-0"},
+            "securityContext": POD_SECURITY_CONTEXT,
+            "volumes": [SCRATCH_VOLUME],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": SERVER_IMAGE,
+                    "imagePullPolicy": "Never",  # the image was imported, never pulled
+                    "command": [
+                        "sh",
+                        "-c",
+                        f"{PROBE}; touch /tmp/ok && echo tmp-writable; exec sleep 3600",
+                    ],
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                    "volumeMounts": [SCRATCH_MOUNT],
+                }
+            ],
+        },
+    }
+    kubectl(real, "apply", "-f", "-", input=json.dumps(pod))
+
+    def running() -> bool:
+        status = json.loads(kubectl(real, "-n", "restricted", "get", "pod", "probe", "-o", "json"))
+        return bool(status["status"].get("phase") == "Running")
+
+    wait_for("pod restricted/probe Running", running, 120)
+
+    def logged() -> bool:
+        return "tmp-writable" in kubectl(real, "-n", "restricted", "logs", "probe")
+
+    wait_for("the probe's output", logged, 30)
+    lines = kubectl(real, "-n", "restricted", "logs", "probe").splitlines()
+    assert lines[0] == "65532"
+    caps = dict(line.split(":\t") for line in lines[1:4])
+    assert caps == {
+        "CapPrm": "0000000000000000",
+        "CapEff": "0000000000000000",
+        "CapBnd": "0000000000000000",
+    }
+    assert "Read-only file system" in lines[4]
+    # The same, from a second process through the API server, the kubelet and containerd.
+    inside = kubectl(real, "-n", "restricted", "exec", "probe", "--", "sh", "-c", PROBE)
+    assert inside.splitlines()[0] == "65532"
+    assert "Read-only file system" in inside
+
+
+def test_service_by_dns_name_across_nodes_and_port_forward(real: LocalCluster) -> None:
+    web = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "restricted", "labels": {"app": "web"}},
+        "spec": {
+            # On the other node than the probe pod: the Service crosses nodes.
+            "nodeSelector": {"kubernetes.io/hostname": "real-1"},
+            "securityContext": POD_SECURITY_CONTEXT,
+            "volumes": [SCRATCH_VOLUME],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": SERVER_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": [
+                        "sh",
+                        "-c",
+                        "mkdir /tmp/www && echo hello from $(hostname) > /tmp/www/index.html && "
+                        "exec python -m http.server 8080 --directory /tmp/www",
+                    ],
+                    "ports": [{"containerPort": 8080}],
+                    # The kubelet probes the pod address through the node's veth.
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                    "volumeMounts": [SCRATCH_MOUNT],
+                }
+            ],
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "restricted"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    kubectl(
+        real,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"kind": "List", "apiVersion": "v1", "items": [web, service]}),
+    )
+    kubectl(real, "-n", "restricted", "wait", "--for=condition=Ready", "pod/web", "--timeout=120s")
+    cluster_ip = kubectl(
+        real, "-n", "restricted", "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"
+    )
+    # From another pod: the name through the node's CoreDNS, the ClusterIP through kube-proxy.
+    fetch = (
+        "import socket, urllib.request as u;"
+        "print(socket.gethostbyname('web.restricted.svc.cluster.local'));"
+        "print(u.urlopen('http://web.restricted.svc.cluster.local/', timeout=5).read().decode())"
+    )
+    answers: list[str] = []
+
+    def answered() -> bool:
+        out = real.kubectl(
+            "-n", "restricted", "exec", "probe", "--", "python", "-c", fetch, check=False
+        )
+        answers[:] = out.stdout.split("\n")
+        return out.returncode == 0
+
+    wait_for("Service web to answer by name from pod probe", answered, 60)
+    assert answers[0] == cluster_ip
+    assert answers[1] == "hello from web"
+
+    # kubectl port-forward: API server → kubelet → containerd, into the pod's namespace.
+    forward = subprocess.Popen(
+        [
+            str(real.bin_dir / "kubectl"),
+            "--kubeconfig",
+            str(real.kubeconfig),
+            "-n",
+            "restricted",
+            "port-forward",
+            "pod/web",
+            ":8080",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> 8080
+        assert line.startswith("Forwarding from 127.0.0.1:"), line
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            assert r.read().decode().strip() == "hello from web"
+    finally:
+        forward.terminate()
+        forward.wait(10)
+        if forward.stdout:
+            forward.stdout.close()
+
+
+def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(real: LocalCluster) -> None:
+    # In-cluster configuration, as the operator's pod uses it: 10.96.0.1:443 (kube-proxy) to the
+    # advertised address, the service-account token, the cluster CA from kube-root-ca.crt.
+    script = (
+        "from kubernetes import client, config; config.load_incluster_config();"
+        "review = client.AuthenticationV1Api().create_self_subject_review("
+        "client.V1SelfSubjectReview());"
+        "print(review.status.user_info.username)"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "in-cluster", "namespace": "restricted"},
+        "spec": {
+            "nodeSelector": {"type": realnode.NODE_LABEL},
+            "restartPolicy": "Never",
+            "securityContext": POD_SECURITY_CONTEXT,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "ghcr.io/modelops/operator:0.1.0",
+                    "imagePullPolicy": "Never",
+                    "command": ["python", "-c", script],
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                }
+            ],
+        },
+    }
+    kubectl(real, "apply", "-f", "-", input=json.dumps(pod))
+
+    def finished() -> bool:
+        status = json.loads(
+            kubectl(real, "-n", "restricted", "get", "pod", "in-cluster", "-o", "json")
+        )
+        return status["status"].get("phase") in ("Succeeded", "Failed")
+
+    wait_for("pod restricted/in-cluster to finish", finished, 120)
+    out = kubectl(real, "-n", "restricted", "logs", "in-cluster")
+    assert out.strip() == "system:serviceaccount:restricted:default", out
+
+
+@pytest.fixture(scope="module")
+def operator(real: LocalCluster) -> str:
+    """The chart as users install it, watching all namespaces: its default image (the built
+    operator image, present on the nodes, so IfNotPresent never pulls), default ports, in a
+    namespace enforcing Pod Security "restricted". Returns that namespace."""
+    ns = "modelops-system"
+    real.kubectl("create", "namespace", ns)
+    real.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    chart = str(Path(__file__).resolve().parents[2] / "helm" / "modelops")
+    install = helm(
+        real,
+        ns,
+        "install",
+        "modelops",
+        chart,
+        "--set",
+        f"nodeSelector.type={realnode.NODE_LABEL}",
+        "--wait",
+        "--timeout",
+        "180s",
+    )
+    log = real.kubectl("-n", ns, "logs", "deployment/modelops", check=False).stdout
+    assert install.returncode == 0, install.stderr + log[-5000:]
+    return ns
+
+
+def helm(real: LocalCluster, ns: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(real.bin_dir / "helm"), "-n", ns, *args],
+        env={**os.environ, "KUBECONFIG": str(real.kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_helm_install_runs_the_operator_image_and_helm_test_passes(
+    real: LocalCluster, operator: str
+) -> None:
+    ns = operator
+    pod = json.loads(
+        kubectl(
+            real, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=modelops", "-o", "json"
+        )
+    )["items"][0]
+    assert pod["spec"]["nodeName"].startswith("real-")
+    assert pod["status"]["containerStatuses"][0]["image"] == "ghcr.io/modelops/operator:0.1.0"
+    # helm test: a pod of the operator image asks /healthz through the operator's Service name.
+    tested = helm(real, ns, "test", "modelops", "--timeout", "120s")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert re.search(
+        r"TEST SUITE:\s+modelops-test-healthz\n.*\n.*\nPhase:\s+Succeeded", tested.stdout
+    ), tested.stdout
+
+
+def restricted(spec: dict[str, Any]) -> dict[str, Any]:
+    """A pod spec with the operator's restricted securityContext on it and its containers."""
+    containers = [{**c, "securityContext": CONTAINER_SECURITY_CONTEXT} for c in spec["containers"]]
+    return {**spec, "securityContext": POD_SECURITY_CONTEXT, "containers": containers}
+
+
+def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> None:
+    """The operator in its pod trains with the trainer image (a Job) and serves the version
+    with the server image; a client pod asks the Model's stable Service by its DNS name."""
+    ns = "lifecycle"
+    real.kubectl("create", "namespace", ns)
+    real.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    claims = [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+        for name in ("datasets", "models")
+    ]
+    load = ["python", "-m", "modelops.datasets", "iris.csv", "/data/iris.csv"]
+    loader = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "load-iris"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": restricted(
+                    {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                "name": "load",
+                                "image": "ghcr.io/modelops/trainer:0.1.0",
+                                "command": load,
+                                "volumeMounts": [{"name": "d", "mountPath": "/data"}],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "d", "persistentVolumeClaim": {"claimName": "datasets"}}
+                        ],
+                    }
+                )
+            },
+        },
+    }
+    client = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client"},
+        "spec": restricted(
+            {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "ghcr.io/modelops/operator:0.1.0",
+                        "command": ["sleep", "3600"],
+                    }
+                ]
+            }
+        ),
+    }
+    apply(real, *claims, loader, client, namespace=ns)
+    real.kubectl("wait", "-n", ns, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
+    training = {
+        k: v
+        for k, v in training_run("iris-1")["spec"].items()
+        if k not in ("modelRef", "nodeSelector")
+    }
+    training["image"] = "ghcr.io/modelops/trainer:0.1.0"
+    model = {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "Model",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "training": training,
+            "serving": {
+                "promotion": "Automatic",
+                "gates": [{"metric": "accuracy", "min": 0.85}],
+                "replicas": 1,
+            },
+        },
+    }
+    run = {**training_run("iris-1"), "spec": {"modelRef": {"name": "iris"}, **training}}
+    apply(real, model, run, namespace=ns)
+    wait_on(
+        real,
+        ["trainingrun", "iris-1", "-n", ns],
+        has_condition("Succeeded"),
+        timeout=300,
+        what="TrainingRun iris-1 to succeed",
+    )
+    jobs = json.loads(kubectl(real, "-n", ns, "get", "pods", "-o", "json"))["items"]
+    trainer = [
+        p
+        for p in jobs
+        if p["spec"]["containers"][0]["image"].endswith("trainer:0.1.0")
+        and p["metadata"]["name"].startswith("iris-1")
+    ]
+    assert trainer, [p["metadata"]["name"] for p in jobs]
+    assert trainer[0]["spec"]["nodeName"].startswith("real-")
+    wait_on(
+        real,
+        ["model", "iris", "-n", ns],
+        lambda m: has_condition("Ready")(m) and m["status"].get("productionVersion") == "1",
+        timeout=240,
+        what="Model iris to serve version 1",
+    )
+    service = json.loads(kubectl(real, "-n", ns, "get", "service", "iris", "-o", "json"))
+    port = service["spec"]["ports"][0]["port"]
+    url = f"http://iris.{ns}.svc.cluster.local:{port}/v2/models/iris/infer"
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [5.1, 3.5, 1.4, 0.2],
+                }
+            ]
+        }
+    )
+    ask = (
+        "import json, urllib.request as u;"
+        f"r = u.urlopen(u.Request({url!r}, data={body!r}.encode(),"
+        " headers={'Content-Type': 'application/json'}), timeout=10);"
+        "print(json.load(r)['model_version'])"
+    )
+    answers: list[str] = []
+
+    def served() -> bool:
+        out = real.kubectl("-n", ns, "exec", "client", "--", "python", "-c", ask, check=False)
+        answers[:] = [out.stdout.strip(), out.stderr[-2000:]]
+        return out.returncode == 0
+
+    wait_for(f"inference through Service {ns}/iris by name", served, 120)
+    assert answers[0] == "1"
