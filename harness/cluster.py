@@ -297,8 +297,7 @@ class LocalCluster:
     def restart_apiserver(self, timeout: float = 120) -> float:
         """Stop kube-apiserver and start it again (fault tests); seconds until it was ready."""
         started = time.monotonic()
-        pid_file = self.run_dir / "kube-apiserver.pid"
-        _stop(int(pid_file.read_text()), "kube-apiserver")
+        self.stop_component("kube-apiserver")
         self._start_apiserver(timeout)
         return time.monotonic() - started
 

@@ -55,8 +55,12 @@ def as_user(
 
 
 def names(listing: str) -> set[tuple[str, str]]:
+    """(namespace, name) of the listed objects in this module's namespaces (other test modules
+    train on the same bundled dataset elsewhere in the shared cluster)."""
     return {
-        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in json.loads(listing)["items"]
+        (o["metadata"]["namespace"], o["metadata"]["name"])
+        for o in json.loads(listing)["items"]
+        if o["metadata"]["namespace"] in (NS, OTHER_NS)
     }
 
 
@@ -352,7 +356,7 @@ def production(cluster: LocalCluster, version: str) -> dict[str, Any]:
 def test_plugin_lineage_from_dataset_to_the_serving_model(
     cluster: LocalCluster, env: Operator
 ) -> None:
-    tree = plugin(cluster, "lineage", "--dataset", f"sha256:{IRIS_SHA256}", "-A").stdout
+    tree = plugin(cluster, "lineage", "--dataset", f"sha256:{IRIS_SHA256}", "-n", NS).stdout
     assert tree.splitlines() == [
         f"dataset sha256:{IRIS_SHA256}  pvc://datasets/iris.csv",
         f"├── ModelVersion {NS}/iris-1  version 1  Serving  approved by alice",

@@ -287,8 +287,10 @@ def test_retention_retires_the_oldest_version(cluster: LocalCluster, env: Operat
     mv1 = wait(
         cluster,
         ["modelversion", "iris-1", "-n", NS],
-        lambda v: v.get("status", {}).get("phase") == "Retired"
-        and "modelops.dev/retired" in v["metadata"].get("labels", {}),
+        lambda v: (
+            v.get("status", {}).get("phase") == "Retired"
+            and "modelops.dev/retired" in v["metadata"].get("labels", {})
+        ),
         timeout=120,
     )
     assert mv1["metadata"]["labels"]["modelops.dev/retired"] == "true"

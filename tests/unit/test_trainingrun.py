@@ -455,3 +455,16 @@ def test_no_image_digest_or_parent_label_when_there_is_none() -> None:
 )
 def test_image_digest(image: str, digest: str | None) -> None:
     assert labels.image_digest(image) == digest
+
+
+def test_a_finished_job_found_before_its_status_records_it_is_announced() -> None:
+    """Died right after creating the Job, and the Job finished meanwhile: the run's status
+    records the Job and its result at once, and the creation is still announced (found by
+    tests/cluster/test_faults.py, crash after the first write)."""
+    done = job(conditions=(("Complete", "Completed"),))
+    plan = trainingrun.reconcile(
+        make_run(), observed(done, (pod("Succeeded", json.dumps(RESULT)),), make_model()), now=NOW
+    )
+    assert [e.reason for e in plan.events] == ["JobCreated", "Registered", "Succeeded"]
+    assert status_of(plan)["jobName"] == "iris-7"
+    assert status_of(plan)["phase"] == "Succeeded"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -304,6 +304,18 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
             job_name=desired["metadata"]["name"],
             event=EventSpec("Normal", "JobCreated", f"Created Job {desired['metadata']['name']}"),
         )
+    if not status.job_name:
+        # The Job exists but no status says so yet: the operator that created it died before
+        # recording it. Record it now, and announce it with the status that records it.
+        name = job["metadata"]["name"]
+        run = run.model_copy(update={"status": status.model_copy(update={"job_name": name})})
+        plan = _observed_job(run, observed, job, now)
+        created = EventSpec("Normal", "JobCreated", f"Created Job {name}")
+        return replace(plan, events=(created, *plan.events))
+    return _observed_job(run, observed, job, now)
+
+
+def _observed_job(run: api.TrainingRun, observed: Observed, job: Obj, now: datetime) -> Plan:
     outcome = _job_outcome(run, job, observed.pods)
     if outcome.phase is Phase.SUCCEEDED:
         return _register(run, observed, outcome, now)
@@ -312,11 +324,6 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
     apply: tuple[Obj, ...] = ()
     if bool(job.get("spec", {}).get("suspend")) != run.spec.suspend:
         apply = (build_job(run),)
-    created = None
-    if not status.job_name:
-        # The Job exists but no status says so yet: the operator that created it died before
-        # recording it. Announce it now, with the status that records it.
-        created = EventSpec("Normal", "JobCreated", f"Created Job {job['metadata']['name']}")
     return _progress(
         run,
         outcome.phase,
@@ -326,7 +333,6 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
         apply=apply,
         job_name=job["metadata"]["name"],
         start=_job_time(job, "startTime"),
-        event=created,
     )
 
 
