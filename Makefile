@@ -54,7 +54,7 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts.
 ##@ Tests
 
 .PHONY: test
-test: install tools kserve-client ## Run every test: unit, and cluster tests on a local control plane.
+test: install tools kserve-client system-packages real-nodes-tools images ## Run every test: unit, cluster tests on a local control plane, built images on real nodes.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
