@@ -58,6 +58,9 @@ SERVER_PORT_NAME: Final = "http"
 DEFAULT_SERVER_PORT: Final = 8080
 FEATURE_BUCKET: Final = "modelops_server_feature_value_bucket"
 FEATURE_CATEGORY: Final = "modelops_server_feature_category_total"
+FEATURE_MISSING: Final = "modelops_server_feature_missing_total"
+FEATURE_OUT_OF_RANGE: Final = "modelops_server_feature_out_of_range_total"
+FEATURE_OFFSET: Final = "modelops_server_feature_offset_total"
 DEFAULT_TIMEOUT: Final = 5.0
 """Seconds one HTTP request to a pod or to Prometheus may take."""
 MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
@@ -351,16 +354,29 @@ def scrape_pods(
 def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
     """The feature distributions of ``model`` and ``version`` in a Prometheus text page.
 
-    Reads ``modelops_server_feature_value_bucket{feature,le}`` (cumulative histogram buckets)
-    and ``modelops_server_feature_category_total{feature,category}``; other series, and series
-    of another model or version, are ignored. Raises :class:`ValueError` for a page the parser
+    Reads ``modelops_server_feature_value_bucket{feature,le}`` (cumulative histogram buckets),
+    ``modelops_server_feature_category_total{feature,category}``,
+    ``modelops_server_feature_missing_total{feature}``,
+    ``modelops_server_feature_out_of_range_total{feature,side}`` and
+    ``modelops_server_feature_offset_total{feature}``; other series, and series of
+    another model or version, are ignored. Raises :class:`ValueError` for a page the parser
     cannot read.
     """
     buckets: dict[str, dict[float, float]] = {}
     categories: dict[str, dict[str, float]] = {}
+    missing: dict[str, float] = {}
+    out_of_range: dict[str, dict[str, float]] = {}
+    offset: dict[str, float] = {}
+    wanted = (
+        FEATURE_BUCKET,
+        FEATURE_CATEGORY,
+        FEATURE_MISSING,
+        FEATURE_OUT_OF_RANGE,
+        FEATURE_OFFSET,
+    )
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name not in (FEATURE_BUCKET, FEATURE_CATEGORY):
+            if sample.name not in wanted:
                 continue
             sample_labels = sample.labels
             if sample_labels.get("model") != model or sample_labels.get("version") != version:
@@ -372,7 +388,13 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
                 buckets.setdefault(feature, {})[float(sample_labels["le"])] = float(sample.value)
             elif sample.name == FEATURE_CATEGORY and "category" in sample_labels:
                 categories.setdefault(feature, {})[sample_labels["category"]] = float(sample.value)
-    return FeatureSeries(buckets=buckets, categories=categories)
+            elif sample.name == FEATURE_MISSING:
+                missing[feature] = float(sample.value)
+            elif sample.name == FEATURE_OUT_OF_RANGE and "side" in sample_labels:
+                out_of_range.setdefault(feature, {})[sample_labels["side"]] = float(sample.value)
+            elif sample.name == FEATURE_OFFSET:
+                offset[feature] = float(sample.value)
+    return FeatureSeries(buckets, categories, missing, out_of_range, offset)
 
 
 # -- Prometheus -----------------------------------------------------------------------------
@@ -380,8 +402,9 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
 
 def feature_queries(
     model: str, version: str, window_seconds: float, extra_labels: Mapping[str, str]
-) -> tuple[str, str]:
-    """The PromQL of the window's bucket and category counts, summed over pods.
+) -> tuple[str, str, str, str, str]:
+    """The PromQL of the window's bucket, category and missing counts, out-of-range distances
+    and offsets, summed over pods.
 
     Raises :class:`ValueError` for an extra label name Prometheus would refuse.
     """
@@ -394,6 +417,9 @@ def feature_queries(
     return (
         f"sum by (feature, le) (increase({FEATURE_BUCKET}{{{selector}}}[{window}]))",
         f"sum by (feature, category) (increase({FEATURE_CATEGORY}{{{selector}}}[{window}]))",
+        f"sum by (feature) (increase({FEATURE_MISSING}{{{selector}}}[{window}]))",
+        f"sum by (feature, side) (increase({FEATURE_OUT_OF_RANGE}{{{selector}}}[{window}]))",
+        f"sum by (feature) (increase({FEATURE_OFFSET}{{{selector}}}[{window}]))",
     )
 
 
@@ -413,9 +439,10 @@ def query_prometheus(
     """The window's feature counts of ``model`` and ``version`` from the Prometheus HTTP API
     at ``url``; :class:`SourceError` when a query fails."""
     try:
-        bucket_query, category_query = feature_queries(model, version, window_seconds, extra_labels)
+        queries = feature_queries(model, version, window_seconds, extra_labels)
     except ValueError as e:
         raise SourceError(f"spec.source.prometheus.labels: {e}") from None
+    bucket_query, category_query, missing_query, out_of_range_query, offset_query = queries
     buckets: dict[str, dict[float, float]] = {}
     for metric, value in _instant_query(url, bucket_query, timeout):
         if "feature" in metric and "le" in metric:
@@ -424,7 +451,20 @@ def query_prometheus(
     for metric, value in _instant_query(url, category_query, timeout):
         if "feature" in metric and "category" in metric:
             categories.setdefault(metric["feature"], {})[metric["category"]] = value
-    return FeatureSeries(buckets=buckets, categories=categories)
+    # Servers older than these counters have no such series: the answers are then empty.
+    missing: dict[str, float] = {}
+    for metric, value in _instant_query(url, missing_query, timeout):
+        if "feature" in metric:
+            missing[metric["feature"]] = value
+    out_of_range: dict[str, dict[str, float]] = {}
+    for metric, value in _instant_query(url, out_of_range_query, timeout):
+        if "feature" in metric and "side" in metric:
+            out_of_range.setdefault(metric["feature"], {})[metric["side"]] = value
+    offset: dict[str, float] = {}
+    for metric, value in _instant_query(url, offset_query, timeout):
+        if "feature" in metric:
+            offset[metric["feature"]] = value
+    return FeatureSeries(buckets, categories, missing, out_of_range, offset)
 
 
 def _instant_query(base: str, query: str, timeout: float) -> list[tuple[dict[str, str], float]]:

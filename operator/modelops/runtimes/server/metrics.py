@@ -9,7 +9,21 @@ operator's drift detection:
   the same interval as reference count *i* (the buckets differ per series, which the exposition
   format allows and a prometheus-client ``Histogram`` does not);
 * categorical features: ``modelops_server_feature_category_total{model,version,feature,category}``
-  with one series per reference category plus ``__other__`` for values never seen in training.
+  with one series per reference category plus ``__other__`` for values never seen in training;
+* every feature: ``modelops_server_feature_missing_total{model,version,feature}``, the missing
+  values (NaN, or an empty category) — counted here, never in a bucket;
+* numeric features: ``modelops_server_feature_out_of_range_total{model,version,feature,side}``,
+  with ``side="below"`` the summed distance ``edges[0] - v`` of the values in the first bucket
+  and ``side="above"`` the summed ``v - edges[-1]`` of the values in the last one. Those two
+  buckets are beyond the training range (the trainer places the outer edges outside it), and
+  the distances tell the drift evaluation how far out the values are;
+* numeric features: ``modelops_server_feature_offset_total{model,version,feature}``, the summed
+  ``v - edges[0]`` of the values above the first edge, which gives the window's exact mean
+  (a shift too small to move values across an edge still moves it).
+
+Infinite values count in their bucket but add no distance or offset, so the counters stay
+finite. All counters only grow, so Prometheus' ``increase()`` and the operator's windowing
+treat them like the bucket counters.
 
 Observation is vectorised (one ``searchsorted`` and ``bincount`` per feature and request), because
 calling ``Histogram.observe`` per value would dominate the latency of large batches.
@@ -32,6 +46,9 @@ from modelops.runtimes.server.model import FloatArray, ObjectArray
 OTHER_CATEGORY = "__other__"
 FEATURE_VALUE = "modelops_server_feature_value"
 FEATURE_CATEGORY = "modelops_server_feature_category"
+FEATURE_MISSING = "modelops_server_feature_missing"
+FEATURE_OUT_OF_RANGE = "modelops_server_feature_out_of_range"
+FEATURE_OFFSET = "modelops_server_feature_offset"
 # Latency buckets around the 10 ms p99 target, with room for slow outliers.
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -101,6 +118,10 @@ class _NumericFeature:
     # counts[i]: values in (edges[i-1], edges[i]]; the last entry counts values > edges[-1].
     counts: npt.NDArray[np.int64]
     total: float = 0.0
+    missing: int = 0
+    below: float = 0.0
+    above: float = 0.0
+    offset: float = 0.0
 
 
 @dataclass
@@ -109,6 +130,7 @@ class _CategoricalFeature:
     categories: tuple[str, ...]
     # One count per category, then OTHER_CATEGORY.
     counts: npt.NDArray[np.int64]
+    missing: int = 0
 
 
 class FeatureCollector(Collector):
@@ -153,31 +175,56 @@ class FeatureCollector(Collector):
             self._numeric, self._categorical = numeric, categorical
 
     def observe(self, columns: Mapping[str, FloatArray | ObjectArray]) -> None:
-        """Add one request's validated feature values to the distributions."""
+        """Add one request's validated feature values to the distributions.
+
+        A NaN numeric value or an empty category is missing: it counts in the feature's
+        missing counter and in no bucket (``searchsorted`` would put NaN past every edge,
+        into ``+Inf``), and adds nothing to the histogram's sum.
+        """
         with self._lock:
             for name, numeric in self._numeric.items():
-                values = columns[name]
+                column = np.asarray(columns[name], dtype=np.float64)
+                missing = np.isnan(column)
+                values = column[~missing] if missing.any() else column
+                numeric.missing += int(column.size - values.size)
                 # side="left" puts a value equal to an edge into that edge's bucket: `le` is <=.
                 buckets = np.searchsorted(numeric.edges, values, side="left")
                 numeric.counts += np.bincount(buckets, minlength=len(numeric.counts))
                 numeric.total += float(np.sum(values))
+                if numeric.edges.size:
+                    numeric.below += _distance(numeric.edges[0] - values[buckets == 0])
+                    last = numeric.edges.size
+                    numeric.above += _distance(values[buckets == last] - numeric.edges[-1])
+                    numeric.offset += _distance(values[buckets > 0] - numeric.edges[0])
             for name, categorical in self._categorical.items():
                 other = len(categorical.categories)
+                texts = columns[name]
                 codes = np.fromiter(
-                    (categorical.index.get(value, other) for value in columns[name]),
+                    (categorical.index.get(value, other) for value in texts),
                     dtype=np.intp,
-                    count=len(columns[name]),
+                    count=len(texts),
                 )
-                categorical.counts += np.bincount(codes, minlength=len(categorical.counts))
+                present = np.fromiter((value != "" for value in texts), bool, count=len(texts))
+                categorical.missing += int(present.size - np.count_nonzero(present))
+                categorical.counts += np.bincount(codes[present], minlength=len(categorical.counts))
 
     def describe(self) -> Iterable[Metric]:
-        """Name the two families up front so the registry can reject a duplicate collector."""
-        return [self._histogram_family(), self._category_family()]
+        """Name the families up front so the registry can reject a duplicate collector."""
+        return [
+            self._histogram_family(),
+            self._category_family(),
+            self._missing_family(),
+            self._out_of_range_family(),
+            self._offset_family(),
+        ]
 
     def collect(self) -> Iterable[Metric]:
         """Expose the current counts; buckets are cumulative as the exposition format wants."""
         histograms = self._histogram_family()
         categories = self._category_family()
+        missing = self._missing_family()
+        out_of_range = self._out_of_range_family()
+        offset = self._offset_family()
         with self._lock:
             for name, numeric in self._numeric.items():
                 cumulative = np.cumsum(numeric.counts).tolist()
@@ -188,11 +235,16 @@ class FeatureCollector(Collector):
                     buckets=list(zip(bounds, cumulative, strict=True)),
                     sum_value=numeric.total,
                 )
+                missing.add_metric([self._model, self._version, name], numeric.missing)
+                out_of_range.add_metric([self._model, self._version, name, "below"], numeric.below)
+                out_of_range.add_metric([self._model, self._version, name, "above"], numeric.above)
+                offset.add_metric([self._model, self._version, name], numeric.offset)
             for name, categorical in self._categorical.items():
                 labels: Sequence[str] = (*categorical.categories, OTHER_CATEGORY)
                 for category, count in zip(labels, categorical.counts.tolist(), strict=True):
                     categories.add_metric([self._model, self._version, name, category], count)
-        return [histograms, categories]
+                missing.add_metric([self._model, self._version, name], categorical.missing)
+        return [histograms, categories, missing, out_of_range, offset]
 
     @staticmethod
     def _histogram_family() -> HistogramMetricFamily:
@@ -211,3 +263,36 @@ class FeatureCollector(Collector):
             "categories not seen in training.",
             labels=["model", "version", "feature", "category"],
         )
+
+    @staticmethod
+    def _missing_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_MISSING,
+            "Missing values of an input feature (NaN, or an empty category); they are in no "
+            "bucket of the feature's distribution.",
+            labels=["model", "version", "feature"],
+        )
+
+    @staticmethod
+    def _out_of_range_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_OUT_OF_RANGE,
+            "Summed distance of numeric feature values beyond the outer reference bin edges: "
+            "side=below sums first edge minus value over the first bucket, side=above value "
+            "minus last edge over the last bucket.",
+            labels=["model", "version", "feature", "side"],
+        )
+
+    @staticmethod
+    def _offset_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_OFFSET,
+            "Summed value minus first reference bin edge over the numeric feature values above "
+            "that edge; with the other counters it gives the exact mean of the values.",
+            labels=["model", "version", "feature"],
+        )
+
+
+def _distance(values: FloatArray) -> float:
+    """Sum of finite distances; an infinite value has no usable distance to add."""
+    return float(np.sum(values[np.isfinite(values)]))
