@@ -106,7 +106,7 @@ def test_missing_share_check_needs_both_significance_and_size() -> None:
     # 0% → 20% on 50 rows is large and significant.
     assert missing_share_drifted((50, 0), (40, 10), 0.05)
     # 10% → 16% on 100 rows is large but not significant.
-    assert 0.06 > MISSING_SHARE_MIN_CHANGE
+    assert MISSING_SHARE_MIN_CHANGE < 0.06
     assert not missing_share_drifted((90, 10), (84, 16), 0.05)
     assert not missing_share_drifted((100, 0), (100, 0), 0.05)
 
