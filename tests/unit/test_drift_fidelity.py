@@ -23,6 +23,7 @@ from modelops.core.drift import (
     evaluate,
     missing_share_drifted,
     parse_reference,
+    window_counts,
 )
 from modelops.k8s import scrape
 from modelops.runtimes.server.metrics import ServerMetrics
@@ -48,7 +49,12 @@ def production_evaluate(
     metrics.features.observe(dict(current))
     series = scrape.parse_metrics(generate_latest(registry).decode(), "m", "v1")
     features = parse_reference(document)
-    return evaluate(features, dp.series_counts(series, features), config)
+    counts = dp.series_counts(series, features)
+    # The batch counters give the same vectors as the server's online ones.
+    batch = window_counts(np.column_stack(list(current.values())), features)
+    for name, vector in counts.items():
+        np.testing.assert_allclose(batch[name], vector, rtol=1e-9, atol=1e-9)
+    return evaluate(features, counts, config)
 
 
 def one(evaluation: Evaluation) -> FeatureDrift:

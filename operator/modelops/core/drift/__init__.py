@@ -16,6 +16,7 @@ do. Semantics, formulas and the sources of every default are in ``docs/drift.md`
 """
 
 from modelops.core.drift.binning import bin_counts
+from modelops.core.drift.counters import window_counts
 from modelops.core.drift.evaluate import (
     DEFAULT_MIN_SAMPLES,
     MISSING_SHARE_MIN_CHANGE,
@@ -69,4 +70,5 @@ __all__ = [
     "missing_share_drifted",
     "parse_reference",
     "select_method",
+    "window_counts",
 ]

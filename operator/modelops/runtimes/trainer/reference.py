@@ -41,12 +41,10 @@ def reference_stats(model: LinearModel, train: Table, bins: int) -> ReferenceSta
 
 def numeric_reference(name: str, values: FloatArray, bins: int) -> NumericReference:
     """The reference of one numeric column: :func:`histogram` plus its summary statistics."""
-    present = values[~np.isnan(values)]
-    edges, counts = histogram(present, bins)
-    buckets = np.searchsorted(edges, present, side="left")
-    sums = np.bincount(buckets, weights=present, minlength=len(counts))
+    ordered = np.sort(values[~np.isnan(values)])
+    edges, counts, sums = _histogram(ordered, bins)
     means: list[float | None] = []
-    for i, (total, count) in enumerate(zip(sums.tolist(), counts, strict=True)):
+    for i, (total, count) in enumerate(zip(sums, counts, strict=True)):
         if count == 0:
             means.append(None)
             continue
@@ -54,14 +52,15 @@ def numeric_reference(name: str, values: FloatArray, bins: int) -> NumericRefere
         lower = edges[i - 1] if 0 < i <= len(edges) else -np.inf
         upper = edges[i] if i < len(edges) else np.inf
         means.append(float(min(max(total / count, np.nextafter(lower, np.inf)), upper)))
+    distinct = int(np.count_nonzero(np.diff(ordered))) + 1 if ordered.size else 0
     return NumericReference(
         name=name,
         bin_edges=edges,
         counts=counts,
-        missing=int(values.size - present.size),
+        missing=int(values.size - ordered.size),
         bin_means=means,
-        std=float(np.std(present)) if present.size else None,
-        distinct=int(np.unique(present).size),
+        std=float(np.std(ordered)) if ordered.size else None,
+        distinct=distinct,
     )
 
 
@@ -74,9 +73,9 @@ def histogram(values: FloatArray, bins: int) -> tuple[list[float], list[int]]:
 
     - With at most `bins` distinct values, every value gets its own bucket (the edges are the
       midpoints between consecutive values), so a discrete feature keeps its exact frequencies.
-    - Otherwise the inner edges follow the `bins`-quantiles: each quantile is moved to the
-      midpoint between the largest value at or below it and the next distinct value (repeated
-      edges dropped).
+    - Otherwise the inner edges follow the `bins`-quantiles (linear interpolation): each
+      quantile is moved to the midpoint between the largest value at or below it and the next
+      distinct value (repeated edges dropped).
     - The outer edges lie half a neighbouring gap beyond the minimum and the maximum (half
       of `max(1, |value|)` for a constant column). The first and last buckets (`<= edges[0]`,
       `> edges[-1]`) are then empty in the reference and count live values below and above
@@ -84,37 +83,50 @@ def histogram(values: FloatArray, bins: int) -> tuple[list[float], list[int]]:
 
     `counts` has `len(edges) + 1` entries with Prometheus's `le` semantics. Edges are rounded
     to 12 significant digits when that keeps them strictly between the same two values, which
-    keeps the `le` labels of the serving histograms readable.
+    keeps the `le` labels of the serving histograms readable. One sort of the column does all
+    the work.
     """
-    present = values[~np.isnan(values)]
-    if present.size == 0:
-        return [], [0]
-    distinct = np.unique(present)
-    if distinct.size == 1:
-        value, width = float(distinct[0]), max(1.0, abs(float(distinct[0])))
-        lower_values, upper_values = (
-            np.array([value - width, value]),
-            np.array([value, value + width]),
-        )
+    edges, counts, _ = _histogram(np.sort(values[~np.isnan(values)]), bins)
+    return edges, counts
+
+
+def _histogram(ordered: FloatArray, bins: int) -> tuple[list[float], list[int], list[float]]:
+    """:func:`histogram` of sorted present values, plus the sum of the values in each bucket."""
+    n = ordered.size
+    if n == 0:
+        return [], [0], [0.0]
+    first, last = float(ordered[0]), float(ordered[-1])
+    if first == last:
+        width = max(1.0, abs(first))
+        lower_values = np.array([first - width, first])
+        upper_values = np.array([first, first + width])
     else:
-        if distinct.size <= bins:
-            below = np.arange(distinct.size - 1)
+        changes = np.flatnonzero(np.diff(ordered)) + 1  # index of each new distinct value
+        if changes.size + 1 <= bins:
+            # Every neighbouring pair of distinct values gets an edge between them.
+            below, above = ordered[changes - 1], ordered[changes]
         else:
-            quantiles = np.quantile(present, np.linspace(0.0, 1.0, bins + 1)[1:-1])
-            index = np.searchsorted(distinct, quantiles, side="right") - 1
-            below = np.unique(np.clip(index, 0, distinct.size - 2))
-        first_gap = distinct[1] - distinct[0]
-        last_gap = distinct[-1] - distinct[-2]
-        lower_values = np.concatenate(([distinct[0] - first_gap], distinct[below], [distinct[-1]]))
-        upper_values = np.concatenate(
-            ([distinct[0]], distinct[below + 1], [distinct[-1] + last_gap])
-        )
+            # numpy's default (linear) quantiles, from the sorted values directly.
+            position = np.linspace(0.0, 1.0, bins + 1)[1:-1] * (n - 1)
+            low = np.floor(position).astype(np.intp)
+            high = np.minimum(low + 1, n - 1)
+            quantiles = ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+            # The first value above each quantile and the value just before it.
+            index = np.unique(np.searchsorted(ordered, quantiles, side="right"))
+            index = index[(index > 0) & (index < n)]
+            below, above = ordered[index - 1], ordered[index]
+        first_gap = float(ordered[changes[0]]) - first
+        last_gap = last - float(ordered[changes[-1] - 1])
+        lower_values = np.concatenate(([first - first_gap], below, [last]))
+        upper_values = np.concatenate(([first], above, [last + last_gap]))
     midpoints = lower_values + (upper_values - lower_values) / 2.0
     rounded = np.array([float(f"{m:.12g}") for m in midpoints])
     keep = (rounded > lower_values) & (rounded < upper_values)
     edges = np.where(keep, rounded, midpoints)
-    # side="left" puts a value equal to an edge into the bucket that edge closes, which is
-    # Prometheus's `le` (less than or equal) semantics.
-    buckets = np.searchsorted(edges, present, side="left")
-    counts = np.bincount(buckets, minlength=len(edges) + 1)
-    return [float(edge) for edge in edges], [int(count) for count in counts]
+    # side="right" counts the values at or below each edge: Prometheus's `le` semantics.
+    at_or_below = np.searchsorted(ordered, edges, side="right")
+    bounds = np.concatenate(([0], at_or_below, [n]))
+    cumulative = np.concatenate(([0.0], np.cumsum(ordered)))
+    counts = np.diff(bounds)
+    sums = cumulative[bounds[1:]] - cumulative[bounds[:-1]]
+    return [float(e) for e in edges], [int(c) for c in counts], [float(t) for t in sums]
