@@ -157,14 +157,30 @@ def test_values_below_the_training_minimum_have_their_own_bucket() -> None:
 
 
 @pytest.mark.parametrize("method", ["ks", "wasserstein", "psi", "js"])
-def test_a_tiny_shift_of_integer_data_is_not_drift(method: str) -> None:
+def test_a_tiny_shift_of_integer_data_with_many_values_is_not_drift(method: str) -> None:
     rng = np.random.default_rng(7)
-    reference = rng.poisson(20, size=5000).astype(np.float64)
-    current = rng.poisson(20, size=5000).astype(np.float64) + 0.001
+    # About 100 distinct values: quantile buckets, whose edges sit between the integers.
+    reference = rng.poisson(200, size=5000).astype(np.float64)
+    current = rng.poisson(200, size=5000).astype(np.float64) + 0.001
     config = DriftConfig(method=method)  # type: ignore[arg-type]
     assert not one(production_evaluate({"x": reference}, {"x": current}, config)).drifted
-    shifted = rng.poisson(24, size=5000).astype(np.float64)
+    shifted = rng.poisson(215, size=5000).astype(np.float64)
     assert one(production_evaluate({"x": reference}, {"x": shifted}, config)).drifted
+
+
+def test_a_tiny_shift_of_integer_data_with_few_values_reads_like_raw_data() -> None:
+    rng = np.random.default_rng(7)
+    # About 35 distinct values: a bucket per value, with at-value and below-value counts.
+    reference = rng.poisson(20, size=5000).astype(np.float64)
+    current = rng.poisson(20, size=5000).astype(np.float64) + 0.001
+    distance = one(production_evaluate({"x": reference}, {"x": current}))
+    assert distance.method == "wasserstein"
+    raw_distance = scipy_stats.wasserstein_distance(reference, current) / np.std(reference)
+    assert distance.score == pytest.approx(raw_distance, rel=0.01)
+    assert not distance.drifted
+    # K-S on raw data sees every point mass move off its value, and so does ours.
+    ks = one(production_evaluate({"x": reference}, {"x": current}, DriftConfig(method="ks")))
+    assert ks.score == pytest.approx(scipy_stats.ks_2samp(reference, current).statistic)
 
 
 def test_auto_counts_distinct_values_not_non_empty_buckets() -> None:
@@ -200,3 +216,26 @@ def test_an_old_reference_without_the_new_fields_still_evaluates() -> None:
     evaluation = evaluate(features, {"x": [50, 50, 100, 0, 40, 0, 5.0, 210.0]})
     assert one(evaluation).missing_drifted
     assert evaluation.verdict is True
+
+
+def test_a_shift_to_values_training_never_had_is_drift_for_a_discrete_feature() -> None:
+    rng = np.random.default_rng(9)
+    binary = (rng.random(2000) < 0.3).astype(np.float64)
+    same = (rng.random(2000) < 0.3).astype(np.float64)
+    assert not one(production_evaluate({"x": binary}, {"x": same})).drifted
+    # Every value moves off 0 and 1 without crossing an edge: a new category for Evidently.
+    moved = one(production_evaluate({"x": binary}, {"x": same + 0.05}))
+    assert moved.method == "js"
+    assert moved.drifted
+
+
+def test_ks_on_integer_pixels_sees_a_shift_that_crosses_no_edge() -> None:
+    rng = np.random.default_rng(10)
+    reference = rng.choice(17, size=400, p=np.r_[0.6, np.full(16, 0.025)]).astype(np.float64)
+    current = rng.choice(17, size=400, p=np.r_[0.6, np.full(16, 0.025)]).astype(np.float64)
+    assert not one(production_evaluate({"x": reference}, {"x": current})).drifted
+    shifted = one(production_evaluate({"x": reference}, {"x": current + 0.3}))
+    assert shifted.method == "ks"
+    raw = scipy_stats.ks_2samp(reference, current + 0.3)
+    assert shifted.score == pytest.approx(raw.statistic)
+    assert shifted.drifted

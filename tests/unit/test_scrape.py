@@ -349,7 +349,7 @@ def test_the_reference_comes_from_the_first_pod_that_serves_it(
 
 
 def test_feature_queries_sum_the_window_increase_over_pods() -> None:
-    buckets, categories, missing, out_of_range, offset = scrape.feature_queries(
+    buckets, categories, missing, out_of_range, offset, exact, below = scrape.feature_queries(
         "iris", "v3", 600, {"cluster": 'eu-"1"'}
     )
     selector = 'cluster="eu-\\"1\\"",model="iris",version="v3"'
@@ -372,6 +372,14 @@ def test_feature_queries_sum_the_window_increase_over_pods() -> None:
     assert offset == (
         f"sum by (feature) (increase(modelops_server_feature_offset_total{{{selector}}}[600000ms]))"
     )
+    assert exact == (
+        "sum by (feature, le) (increase(modelops_server_feature_exact_total"
+        f"{{{selector}}}[600000ms]))"
+    )
+    assert below == (
+        "sum by (feature, le) (increase(modelops_server_feature_below_value_total"
+        f"{{{selector}}}[600000ms]))"
+    )
     with pytest.raises(ValueError, match="'bad-name' is not a Prometheus label name"):
         scrape.feature_queries("iris", "v3", 600, {"bad-name": "x"})
 
@@ -380,7 +388,7 @@ def prometheus_route(answers: dict[str, list[dict[str, Any]]]) -> Route:
     def route(path: str) -> tuple[int, str, bytes]:
         parsed = urllib.parse.urlsplit(path)
         query = urllib.parse.parse_qs(parsed.query)["query"][0]
-        kinds = ("bucket", "category", "missing", "out_of_range", "offset")
+        kinds = ("bucket", "category", "missing", "out_of_range", "offset", "exact", "below_value")
         kind = next(k for k in kinds if f"_{k}" in query)
         result = [
             {"metric": m, "value": [1764331200.0, str(v)]}

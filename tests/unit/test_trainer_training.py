@@ -218,10 +218,16 @@ def test_numeric_reference_records_means_spread_distinct_values_and_missing() ->
     assert feature.missing == 1
     assert feature.distinct == 4
     assert feature.std == pytest.approx(np.std([1.0, 1.0, 2.0, 4.0, 10.0]))
-    # Edges between 2 and 4 (the median's neighbours); buckets below, {1, 1, 2}, {4, 10}, above.
-    assert feature.bin_edges == [0.5, 3.0, 13.0]
-    assert feature.counts == [0, 3, 2, 0]
-    assert feature.bin_means == [None, pytest.approx(4 / 3), 7.0, None]
+    # Few values: one bucket each, whose mean is the exact value.
+    assert feature.bin_edges == [0.5, 1.5, 3.0, 7.0, 13.0]
+    assert feature.counts == [0, 2, 1, 1, 1, 0]
+    assert feature.bin_means == [None, 1.0, 2.0, 4.0, 10.0, None]
+    # Many values: quantile buckets, whose means are the means of their values.
+    spread = np.arange(100.0) ** 2
+    wide = numeric_reference("y", spread, bins=2)
+    assert wide.bin_edges == [-0.5, 2450.5, 9899.5]
+    assert wide.counts == [0, 50, 50, 0]
+    assert wide.bin_means == [None, np.mean(spread[:50]), np.mean(spread[50:]), None]
 
 
 def test_reference_covers_features_not_target() -> None:
@@ -238,9 +244,10 @@ def test_reference_covers_features_not_target() -> None:
     for feature in reference.features:
         assert isinstance(feature, NumericReference)
         assert sum(feature.counts) == 150
-        assert len(feature.bin_edges) <= 11
-        assert feature.missing == 0
+        # Iris has at most 43 values per column: one bucket each.
         assert feature.distinct is not None
+        assert len(feature.bin_edges) == feature.distinct + 1
+        assert feature.missing == 0
         assert feature.distinct > 5
 
 

@@ -122,8 +122,11 @@ class FeatureSeries:
     count, :data:`OTHER_CATEGORY` included. ``missing`` maps a feature to its count of missing
     values, and ``out_of_range`` a numeric feature to ``side`` (``below``/``above``) → summed
     distance beyond the outer bin edge, and ``offset`` a numeric feature to the summed
-    distance above its first edge. Servers older than these counters export none of them:
-    such features count no missing value and no distance, and have no offset.
+    distance above its first edge. ``exact`` maps a numeric feature with few distinct values
+    to ``le`` → count of values equal to that bucket's training value, ``below_value`` to ``le``
+    → count of values below it. Servers older than these counters export none of them: such
+    features count no missing value and no distance, have no offset, and all their values
+    count as equal to their bucket's training value.
     """
 
     buckets: Mapping[str, Mapping[float, float]]
@@ -131,6 +134,8 @@ class FeatureSeries:
     missing: Mapping[str, float] = field(default_factory=dict)
     out_of_range: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     offset: Mapping[str, float] = field(default_factory=dict)
+    exact: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
+    below_value: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -288,13 +293,25 @@ def series_counts(
             # leave the cumulative counts a rounding error out of order.
             cumulative = np.maximum.accumulate([histogram[b] for b in bounds])
             sides = series.out_of_range.get(feature.name, {})
-            extras = [
-                series.missing.get(feature.name, 0.0),
-                sides.get("below", 0.0),
-                sides.get("above", 0.0),
-                series.offset.get(feature.name, 0.0),
-            ]
-            out[feature.name] = np.concatenate((buckets_from_le(cumulative), extras))
+            extras = np.array(
+                [
+                    series.missing.get(feature.name, 0.0),
+                    sides.get("below", 0.0),
+                    sides.get("above", 0.0),
+                    series.offset.get(feature.name, 0.0),
+                ]
+            )
+            buckets = buckets_from_le(cumulative)
+            vector = [buckets, extras]
+            if feature.exact:
+                exact = series.exact.get(feature.name)
+                below = series.below_value.get(feature.name, {})
+                if exact is None:
+                    vector += [buckets, np.zeros(buckets.size)]
+                else:
+                    vector.append(np.array([exact.get(b, 0.0) for b in bounds]))
+                    vector.append(np.array([below.get(b, 0.0) for b in bounds]))
+            out[feature.name] = np.concatenate(vector)
         else:
             counts = series.categories.get(feature.name)
             if counts is None:

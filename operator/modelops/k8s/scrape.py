@@ -61,6 +61,8 @@ FEATURE_CATEGORY: Final = "modelops_server_feature_category_total"
 FEATURE_MISSING: Final = "modelops_server_feature_missing_total"
 FEATURE_OUT_OF_RANGE: Final = "modelops_server_feature_out_of_range_total"
 FEATURE_OFFSET: Final = "modelops_server_feature_offset_total"
+FEATURE_EXACT: Final = "modelops_server_feature_exact_total"
+FEATURE_BELOW_VALUE: Final = "modelops_server_feature_below_value_total"
 DEFAULT_TIMEOUT: Final = 5.0
 """Seconds one HTTP request to a pod or to Prometheus may take."""
 MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
@@ -357,8 +359,10 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
     Reads ``modelops_server_feature_value_bucket{feature,le}`` (cumulative histogram buckets),
     ``modelops_server_feature_category_total{feature,category}``,
     ``modelops_server_feature_missing_total{feature}``,
-    ``modelops_server_feature_out_of_range_total{feature,side}`` and
-    ``modelops_server_feature_offset_total{feature}``; other series, and series of
+    ``modelops_server_feature_out_of_range_total{feature,side}``,
+    ``modelops_server_feature_offset_total{feature}`` and
+    ``modelops_server_feature_exact_total{feature,le}`` and
+    ``modelops_server_feature_below_value_total{feature,le}``; other series, and series of
     another model or version, are ignored. Raises :class:`ValueError` for a page the parser
     cannot read.
     """
@@ -367,12 +371,16 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
     missing: dict[str, float] = {}
     out_of_range: dict[str, dict[str, float]] = {}
     offset: dict[str, float] = {}
+    exact: dict[str, dict[float, float]] = {}
+    below_value: dict[str, dict[float, float]] = {}
     wanted = (
         FEATURE_BUCKET,
         FEATURE_CATEGORY,
         FEATURE_MISSING,
         FEATURE_OUT_OF_RANGE,
         FEATURE_OFFSET,
+        FEATURE_EXACT,
+        FEATURE_BELOW_VALUE,
     )
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -394,7 +402,12 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
                 out_of_range.setdefault(feature, {})[sample_labels["side"]] = float(sample.value)
             elif sample.name == FEATURE_OFFSET:
                 offset[feature] = float(sample.value)
-    return FeatureSeries(buckets, categories, missing, out_of_range, offset)
+            elif sample.name == FEATURE_EXACT and "le" in sample_labels:
+                exact.setdefault(feature, {})[float(sample_labels["le"])] = float(sample.value)
+            elif sample.name == FEATURE_BELOW_VALUE and "le" in sample_labels:
+                below = below_value.setdefault(feature, {})
+                below[float(sample_labels["le"])] = float(sample.value)
+    return FeatureSeries(buckets, categories, missing, out_of_range, offset, exact, below_value)
 
 
 # -- Prometheus -----------------------------------------------------------------------------
@@ -402,9 +415,9 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
 
 def feature_queries(
     model: str, version: str, window_seconds: float, extra_labels: Mapping[str, str]
-) -> tuple[str, str, str, str, str]:
-    """The PromQL of the window's bucket, category and missing counts, out-of-range distances
-    and offsets, summed over pods.
+) -> tuple[str, ...]:
+    """The PromQL of the window's bucket, category and missing counts, out-of-range distances,
+    offsets, exact-value and below-value counts, summed over pods, in that order.
 
     Raises :class:`ValueError` for an extra label name Prometheus would refuse.
     """
@@ -420,6 +433,8 @@ def feature_queries(
         f"sum by (feature) (increase({FEATURE_MISSING}{{{selector}}}[{window}]))",
         f"sum by (feature, side) (increase({FEATURE_OUT_OF_RANGE}{{{selector}}}[{window}]))",
         f"sum by (feature) (increase({FEATURE_OFFSET}{{{selector}}}[{window}]))",
+        f"sum by (feature, le) (increase({FEATURE_EXACT}{{{selector}}}[{window}]))",
+        f"sum by (feature, le) (increase({FEATURE_BELOW_VALUE}{{{selector}}}[{window}]))",
     )
 
 
@@ -442,7 +457,7 @@ def query_prometheus(
         queries = feature_queries(model, version, window_seconds, extra_labels)
     except ValueError as e:
         raise SourceError(f"spec.source.prometheus.labels: {e}") from None
-    bucket_query, category_query, missing_query, out_of_range_query, offset_query = queries
+    bucket_query, category_query, missing_query, out_of_range_query, offset_query = queries[:5]
     buckets: dict[str, dict[float, float]] = {}
     for metric, value in _instant_query(url, bucket_query, timeout):
         if "feature" in metric and "le" in metric:
@@ -464,7 +479,13 @@ def query_prometheus(
     for metric, value in _instant_query(url, offset_query, timeout):
         if "feature" in metric:
             offset[metric["feature"]] = value
-    return FeatureSeries(buckets, categories, missing, out_of_range, offset)
+    exact: dict[str, dict[float, float]] = {}
+    below_value: dict[str, dict[float, float]] = {}
+    for query, found in zip(queries[5:], (exact, below_value), strict=True):
+        for metric, value in _instant_query(url, query, timeout):
+            if "feature" in metric and "le" in metric:
+                found.setdefault(metric["feature"], {})[float(metric["le"])] = value
+    return FeatureSeries(buckets, categories, missing, out_of_range, offset, exact, below_value)
 
 
 def _instant_query(base: str, query: str, timeout: float) -> list[tuple[dict[str, str], float]]:

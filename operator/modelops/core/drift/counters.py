@@ -3,8 +3,10 @@
 :func:`window_counts` is the batch equivalent of the server's per-feature counters (see
 ``docs/drift.md``): the ``le`` bucket counts of :func:`~modelops.core.drift.bin_counts`
 followed by the extra counters of :data:`~modelops.core.drift.WINDOW_EXTRAS` — missing
-values, the distances beyond the outer edges and the offset above the first edge. Tests,
-benchmarks and offline comparisons use it to go through the production representation
+values, the distances beyond the outer edges and the offset above the first edge, then for a
+feature with few distinct values the per-bucket counts of values equal to and below the
+training value.
+Tests, benchmarks and offline comparisons use it to go through the production representation
 without a server.
 """
 
@@ -49,7 +51,18 @@ def window_counts(
             below += np.sum(np.minimum(from_first, 0.0), axis=0) * -1.0
             offset += np.sum(np.maximum(from_first, 0.0), axis=0)
             above += np.sum(np.maximum(np.where(finite, block - last, 0.0), 0.0), axis=0)
-    return {
-        feature.name: np.concatenate((counts[j], [missing[j], below[j], above[j], offset[j]]))
-        for j, feature in enumerate(references)
-    }
+    result: dict[str, npt.NDArray[np.float64]] = {}
+    for j, feature in enumerate(references):
+        extras = np.array([missing[j], below[j], above[j], offset[j]])
+        vector: list[npt.NDArray[np.float64]] = [counts[j].astype(np.float64), extras]
+        if feature.exact:
+            assert feature.means is not None
+            column = array[:, j]
+            column = column[~np.isnan(column)]
+            buckets = np.searchsorted(edges[j], column, side="left")
+            own = feature.means[buckets]
+            size = feature.n_buckets
+            vector.append(np.bincount(buckets[column == own], minlength=size).astype(np.float64))
+            vector.append(np.bincount(buckets[column < own], minlength=size).astype(np.float64))
+        result[feature.name] = np.concatenate(vector)
+    return result

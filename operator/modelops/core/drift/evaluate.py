@@ -189,11 +189,24 @@ class FeatureReference:
         return self.n_buckets + (1 if self.kind == "categorical" else 0)
 
     @property
+    def exact(self) -> bool:
+        """True for a numeric feature whose every non-empty reference bucket holds one value
+        (at most as many distinct values as buckets): its bin means are those exact values,
+        and the window also counts, per bucket, the live values equal to them."""
+        return (
+            self.means is not None
+            and self.distinct is not None
+            and self.distinct == int(np.count_nonzero(self.counts))
+        )
+
+    @property
     def window_size(self) -> int:
         """Length of this feature's full window vector: :attr:`window_buckets` counts, then the
-        extra counters (:data:`WINDOW_EXTRAS`): missing values, and for a numeric feature the
-        summed distances of values below the first and above the last edge."""
-        return self.window_buckets + len(WINDOW_EXTRAS[self.kind])
+        extra counters (:data:`WINDOW_EXTRAS`), then for an :attr:`exact` feature, per bucket,
+        the count of live values equal to the bucket's reference value, then per bucket the
+        count of those below it."""
+        exact = 2 * self.n_buckets if self.exact else 0
+        return self.window_buckets + len(WINDOW_EXTRAS[self.kind]) + exact
 
     @property
     def total(self) -> float:
@@ -541,6 +554,10 @@ class _Window:
     below: float = 0.0
     above: float = 0.0
     offset: float | None = None
+    # Exact features only: per bucket, the values equal to the bucket's reference value, and
+    # those below it.
+    exact: npt.NDArray[np.float64] | None = None
+    below_value: npt.NDArray[np.float64] | None = None
 
 
 def _current_window(feature: FeatureReference, current: Mapping[str, npt.ArrayLike]) -> _Window:
@@ -561,13 +578,26 @@ def _current_window(feature: FeatureReference, current: Mapping[str, npt.ArrayLi
         raise ValueError(f"Current counts of feature {feature.name} must be finite, non-negative")
     if values.size < feature.window_size:
         return _Window(values)
-    extras = dict(zip(WINDOW_EXTRAS[feature.kind], values[feature.window_buckets :], strict=True))
+    counts = values[: feature.window_buckets]
+    names = WINDOW_EXTRAS[feature.kind]
+    end = feature.window_buckets + len(names)
+    extras = dict(zip(names, values[feature.window_buckets : end], strict=True))
+    exact = below_value = None
+    if feature.exact:
+        exact, below_value = (
+            values[end : end + feature.n_buckets],
+            values[end + feature.n_buckets :],
+        )
+        if np.any(exact + below_value > counts[: feature.n_buckets]):
+            raise ValueError(f"Feature {feature.name} counts more values at and below its values")
     return _Window(
-        values[: feature.window_buckets],
+        counts,
         missing=float(extras["missing"]),
         below=float(extras.get("below", 0.0)),
         above=float(extras.get("above", 0.0)),
         offset=float(extras["offset"]) if "offset" in extras else None,
+        exact=exact,
+        below_value=below_value,
     )
 
 
@@ -628,6 +658,8 @@ def _score(
         # Every value of the window was missing: no distribution to compare, no evidence of
         # a change in it; the missing-share check judges this window.
         return 0.0, (1.0 if is_p_value_method(method) else None)
+    if window.exact is not None:
+        return _score_exact(feature, method, window)
     # The trailing "other" bucket of a categorical window was never seen in the reference.
     ref = np.pad(feature.counts, (0, counts.size - feature.counts.size))
     if method == "psi":
@@ -696,3 +728,82 @@ def _window_points(
         delta = (inner_sum - float(np.sum(inner * ref_points[1:-1]))) / inner_total
         points[1:-1] = np.clip(ref_points[1:-1] + delta, edges[:-1], edges[1:])
     return points
+
+
+def _score_exact(
+    feature: FeatureReference, method: Method, window: _Window
+) -> tuple[float, float | None]:
+    """Score a feature with few distinct values from its exact-value counts.
+
+    The window's values equal to a reference value sit at it; the others ("off" values: in a
+    bucket but not at its value, or beyond the range) are a category of their own for the
+    category methods (chi-squared, Jensen-Shannon, PSI: Evidently's view of a column with few
+    values). For KS and Wasserstein they sit below or above their bucket's value as counted
+    (:func:`_off_points`): both empirical CDFs are then exact just below, at and just above
+    every reference value, so KS equals the raw-data statistic, and a shift to values training
+    never had is seen even when it crosses no edge.
+    """
+    assert window.exact is not None
+    assert feature.means is not None
+    present = feature.counts > 0
+    values = feature.means[present]
+    ref = feature.counts[present]
+    exact = window.exact[present]
+    if method in ("psi", "js", "chi2"):
+        ref_categories = np.append(ref, 0.0)
+        cur_categories = np.append(exact, float(window.counts.sum() - exact.sum()))
+        if method == "psi":
+            return float(stats.psi(ref_categories, cur_categories)), None
+        if method == "js":
+            return float(stats.jensen_shannon(ref_categories, cur_categories)), None
+        test = stats.chi2(ref_categories, cur_categories)
+        return float(test.statistic), float(test.p_value)
+    cur_points, cur_counts = _off_points(feature, window)
+    if method == "wasserstein":
+        std = feature.std if feature.std is not None else _weighted_std(ref, values)
+        distance = stats.wasserstein_between(ref, values, cur_counts, cur_points, reference_std=std)
+        return distance, None
+    test = stats.ks_between(ref, values, cur_counts, cur_points)
+    return float(test.statistic), float(test.p_value)
+
+
+def _off_points(
+    feature: FeatureReference, window: _Window
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Positions and counts of an exact feature's window: per bucket, its values below, at
+    and above the bucket's reference value, and the outer buckets.
+
+    Values at the reference value sit on it. The outer buckets sit at their mean from the
+    summed distances. Values below (above) a bucket's value sit the same fraction ``f`` of the
+    way from the value to the bucket's lower (upper) edge in every bucket; ``f`` is the one
+    that makes the window's mean exact (from the ``offset`` counter), kept in ``(0, 1]``.
+    """
+    assert feature.edges is not None
+    assert feature.means is not None
+    assert window.exact is not None
+    assert window.below_value is not None
+    edges = feature.edges
+    counts = window.counts
+    inner = slice(1, -1)
+    values = feature.means[inner]
+    at = window.exact[inner]
+    below = window.below_value[inner]
+    above = counts[inner] - at - below
+    down = values - edges[:-1]  # room below each value, inside its bucket
+    up = edges[1:] - values
+    fraction = 0.5
+    if window.offset is not None:
+        last = window.above + counts[-1] * (edges[-1] - edges[0])
+        inner_sum = window.offset - last + float(counts[inner].sum()) * edges[0]
+        spread = float(np.sum(above * up) - np.sum(below * down))
+        residual = inner_sum - float(np.sum(counts[inner] * values))
+        if spread != 0:
+            fraction = residual / spread
+    fraction = min(max(fraction, 1e-6), 1.0)
+    lowest = edges[0] - window.below / counts[0] if counts[0] > 0 else edges[0]
+    highest = edges[-1] + window.above / counts[-1] if counts[-1] > 0 else edges[-1]
+    points = np.concatenate(
+        ([lowest], values - fraction * down, values, values + fraction * up, [highest])
+    )
+    weights = np.concatenate(([counts[0]], below, at, above, [counts[-1]]))
+    return points, weights

@@ -221,6 +221,39 @@ def wasserstein_between(
     return distance / max(reference_std, WASSERSTEIN_MIN_STD)
 
 
+def ks_between(
+    reference: npt.ArrayLike,
+    reference_points: npt.ArrayLike,
+    current: npt.ArrayLike,
+    current_points: npt.ArrayLike,
+) -> StatTestResult:
+    """Two-sample Kolmogorov-Smirnov test between two weighted point sets of one feature.
+
+    Both empirical CDFs are step functions jumping at their points, so the largest gap is
+    found at one of the merged points (right-continuous values). The p-value is the same
+    asymptotic Kolmogorov tail as :func:`ks`, with the totals of the counts as sample sizes.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    xr = np.asarray(reference_points, dtype=np.float64)
+    xc = np.asarray(current_points, dtype=np.float64)
+    if not (ref.ndim == cur.ndim == 1 and ref.shape == xr.shape and cur.shape == xc.shape):
+        raise ValueError("Each side needs one point per count, as 1-D arrays")
+    points = np.concatenate((xr, xc))
+    order = np.argsort(points, kind="stable")
+    sorted_points = points[order]
+    r = np.cumsum(np.concatenate((proportions(ref), np.zeros(cur.size)))[order])
+    c = np.cumsum(np.concatenate((np.zeros(ref.size), proportions(cur)))[order])
+    # Right-continuous values: the last of a run of equal points carries the CDF there.
+    last = np.append(sorted_points[1:] != sorted_points[:-1], True)
+    statistic = float(np.max(np.abs(r - c)[last], initial=0.0))
+    n, m = float(ref.sum()), float(cur.sum())
+    effective = n * m / (n + m) if n + m > 0 else 0.0
+    return StatTestResult(
+        np.array(statistic), kolmogorov_sf(np.sqrt(effective) * np.float64(statistic))
+    )
+
+
 def chi2(reference: npt.ArrayLike, current: npt.ArrayLike) -> StatTestResult:
     """Pearson's chi-squared test of homogeneity of the 2 x k table (reference, current).
 

@@ -17,6 +17,13 @@ operator's drift detection:
   and ``side="above"`` the summed ``v - edges[-1]`` of the values in the last one. Those two
   buckets are beyond the training range (the trainer places the outer edges outside it), and
   the distances tell the drift evaluation how far out the values are;
+* numeric features with at most as many distinct training values as buckets (the reference's
+  ``distinct`` equals its number of non-empty buckets, whose ``binMeans`` are then those exact
+  values): ``modelops_server_feature_exact_total{model,version,feature,le}``, per bucket the
+  values equal to its training value, and
+  ``modelops_server_feature_below_value_total{model,version,feature,le}``, per bucket the
+  values below it, so a shift to values training never had is seen even when it crosses no
+  edge (the rest of the bucket lies above the value);
 * numeric features: ``modelops_server_feature_offset_total{model,version,feature}``, the summed
   ``v - edges[0]`` of the values above the first edge, which gives the window's exact mean
   (a shift too small to move values across an edge still moves it).
@@ -49,6 +56,8 @@ FEATURE_CATEGORY = "modelops_server_feature_category"
 FEATURE_MISSING = "modelops_server_feature_missing"
 FEATURE_OUT_OF_RANGE = "modelops_server_feature_out_of_range"
 FEATURE_OFFSET = "modelops_server_feature_offset"
+FEATURE_EXACT = "modelops_server_feature_exact"
+FEATURE_BELOW_VALUE = "modelops_server_feature_below_value"
 # Latency buckets around the 10 ms p99 target, with room for slow outliers.
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -122,6 +131,11 @@ class _NumericFeature:
     below: float = 0.0
     above: float = 0.0
     offset: float = 0.0
+    # Exact features only: each bucket's training value (NaN for the empty outer buckets),
+    # and per bucket the count of values equal to it.
+    values: FloatArray | None = None
+    exact: npt.NDArray[np.int64] | None = None
+    below_value: npt.NDArray[np.int64] | None = None
 
 
 @dataclass
@@ -161,9 +175,17 @@ class FeatureCollector(Collector):
                 continue
             if isinstance(feature, contract.NumericReference):
                 edges = np.array(feature.bin_edges, dtype=np.float64)
-                numeric[feature.name] = _NumericFeature(
+                state = _NumericFeature(
                     edges=edges, counts=np.zeros(len(edges) + 1, dtype=np.int64)
                 )
+                if _is_exact(feature):
+                    assert feature.bin_means is not None
+                    state.values = np.array(
+                        [np.nan if m is None else m for m in feature.bin_means], dtype=np.float64
+                    )
+                    state.exact = np.zeros(len(edges) + 1, dtype=np.int64)
+                    state.below_value = np.zeros(len(edges) + 1, dtype=np.int64)
+                numeric[feature.name] = state
             else:
                 categories = tuple(feature.categories)
                 categorical[feature.name] = _CategoricalFeature(
@@ -196,6 +218,16 @@ class FeatureCollector(Collector):
                     last = numeric.edges.size
                     numeric.above += _distance(values[buckets == last] - numeric.edges[-1])
                     numeric.offset += _distance(values[buckets > 0] - numeric.edges[0])
+                if (
+                    numeric.values is not None
+                    and numeric.exact is not None
+                    and numeric.below_value is not None
+                ):
+                    # The outer buckets' value is NaN: no comparison holds there.
+                    own = numeric.values[buckets]
+                    size = len(numeric.exact)
+                    numeric.exact += np.bincount(buckets[values == own], minlength=size)
+                    numeric.below_value += np.bincount(buckets[values < own], minlength=size)
             for name, categorical in self._categorical.items():
                 other = len(categorical.categories)
                 texts = columns[name]
@@ -216,6 +248,8 @@ class FeatureCollector(Collector):
             self._missing_family(),
             self._out_of_range_family(),
             self._offset_family(),
+            self._exact_family(),
+            self._below_value_family(),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -225,6 +259,8 @@ class FeatureCollector(Collector):
         missing = self._missing_family()
         out_of_range = self._out_of_range_family()
         offset = self._offset_family()
+        exact = self._exact_family()
+        below_value = self._below_value_family()
         with self._lock:
             for name, numeric in self._numeric.items():
                 cumulative = np.cumsum(numeric.counts).tolist()
@@ -239,12 +275,18 @@ class FeatureCollector(Collector):
                 out_of_range.add_metric([self._model, self._version, name, "below"], numeric.below)
                 out_of_range.add_metric([self._model, self._version, name, "above"], numeric.above)
                 offset.add_metric([self._model, self._version, name], numeric.offset)
+                if numeric.exact is not None and numeric.below_value is not None:
+                    for bound, at, below in zip(
+                        bounds, numeric.exact.tolist(), numeric.below_value.tolist(), strict=True
+                    ):
+                        exact.add_metric([self._model, self._version, name, bound], at)
+                        below_value.add_metric([self._model, self._version, name, bound], below)
             for name, categorical in self._categorical.items():
                 labels: Sequence[str] = (*categorical.categories, OTHER_CATEGORY)
                 for category, count in zip(labels, categorical.counts.tolist(), strict=True):
                     categories.add_metric([self._model, self._version, name, category], count)
                 missing.add_metric([self._model, self._version, name], categorical.missing)
-        return [histograms, categories, missing, out_of_range, offset]
+        return [histograms, categories, missing, out_of_range, offset, exact, below_value]
 
     @staticmethod
     def _histogram_family() -> HistogramMetricFamily:
@@ -291,6 +333,34 @@ class FeatureCollector(Collector):
             "that edge; with the other counters it gives the exact mean of the values.",
             labels=["model", "version", "feature"],
         )
+
+    @staticmethod
+    def _exact_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_EXACT,
+            "Values of a numeric feature with few distinct training values that equal the "
+            "training value of their bucket (le as in the feature's histogram).",
+            labels=["model", "version", "feature", "le"],
+        )
+
+    @staticmethod
+    def _below_value_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_BELOW_VALUE,
+            "Values of a numeric feature with few distinct training values that lie below the "
+            "training value of their bucket (le as in the feature's histogram).",
+            labels=["model", "version", "feature", "le"],
+        )
+
+
+def _is_exact(feature: contract.NumericReference) -> bool:
+    """Every non-empty bucket holds one training value, its bin mean (see the module doc)."""
+    non_empty = sum(1 for count in feature.counts if count > 0)
+    return (
+        feature.bin_means is not None
+        and feature.distinct is not None
+        and feature.distinct == non_empty
+    )
 
 
 def _distance(values: FloatArray) -> float:

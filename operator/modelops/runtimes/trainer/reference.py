@@ -15,6 +15,13 @@ from modelops.api.artifact import (
 )
 from modelops.runtimes.trainer.validation import MISSING_CATEGORY, FloatArray, Table
 
+EXACT_VALUES = 50
+"""A numeric feature with at most this many distinct values (or `bins`, if larger) gets one
+bucket per value: its exact value frequencies, like a category's, so tests on it match the
+raw-data ones (measured in `benchmarks/drift/fidelity.md`: 40 bins left KS on a 32-valued iris
+column short of the raw test; a bucket per value is exact). It bounds such a feature to 52
+buckets, whose series the server doubles with its at-value and below-value counters."""
+
 
 def reference_stats(model: LinearModel, train: Table, bins: int) -> ReferenceStats:
     """Per-feature statistics of `train`, in the model's feature order.
@@ -40,13 +47,23 @@ def reference_stats(model: LinearModel, train: Table, bins: int) -> ReferenceSta
 
 
 def numeric_reference(name: str, values: FloatArray, bins: int) -> NumericReference:
-    """The reference of one numeric column: :func:`histogram` plus its summary statistics."""
+    """The reference of one numeric column: :func:`histogram` plus its summary statistics.
+
+    A bucket holding a single distinct value gets that exact value as its mean, so a feature
+    with at most `bins` distinct values lists its values exactly in `binMeans` (the server
+    counts live values equal to them; see `docs/drift.md`).
+    """
     ordered = np.sort(values[~np.isnan(values)])
     edges, counts, sums = _histogram(ordered, bins)
+    ends = np.cumsum(counts)
     means: list[float | None] = []
     for i, (total, count) in enumerate(zip(sums, counts, strict=True)):
         if count == 0:
             means.append(None)
+            continue
+        lowest, highest = ordered[ends[i] - count], ordered[ends[i] - 1]
+        if lowest == highest:
+            means.append(float(lowest))
             continue
         # Float rounding can put the mean of equal values a hair outside their bucket.
         lower = edges[i - 1] if 0 < i <= len(edges) else -np.inf
@@ -71,8 +88,9 @@ def histogram(values: FloatArray, bins: int) -> tuple[list[float], list[int]]:
     (integers, rounded measurements) moves no value across an edge unless it moves past the
     next value: each edge is the midpoint between two neighbouring distinct values.
 
-    - With at most `bins` distinct values, every value gets its own bucket (the edges are the
-      midpoints between consecutive values), so a discrete feature keeps its exact frequencies.
+    - With at most `max(bins, EXACT_VALUES)` distinct values, every value gets its own bucket
+      (the edges are the midpoints between consecutive values), so a discrete feature keeps
+      its exact frequencies.
     - Otherwise the inner edges follow the `bins`-quantiles (linear interpolation): each
       quantile is moved to the midpoint between the largest value at or below it and the next
       distinct value (repeated edges dropped).
@@ -102,7 +120,7 @@ def _histogram(ordered: FloatArray, bins: int) -> tuple[list[float], list[int], 
         upper_values = np.array([first, first + width])
     else:
         changes = np.flatnonzero(np.diff(ordered)) + 1  # index of each new distinct value
-        if changes.size + 1 <= bins:
+        if changes.size + 1 <= max(bins, EXACT_VALUES):
             # Every neighbouring pair of distinct values gets an edge between them.
             below, above = ordered[changes - 1], ordered[changes]
         else:
