@@ -448,6 +448,21 @@ def test_a_drifted_window_writes_the_verdict() -> None:
     assert decision.plan.events == ()
 
 
+def test_a_feature_drifted_by_its_missing_share_is_reported_first_with_the_shares() -> None:
+    # x1's present values are as in training, but 200 of 700 rows miss it (none in training).
+    counts = {"x1": [50.0, 200.0, 200.0, 50.0, 200.0, 0.0, 0.0, 0.0], "colour": CLEAN["colour"]}
+    decision = dp.reconcile(make_policy(), observed(counts), now=NOW)
+    (patch,) = decision.plan.status
+    top = patch.status["topFeatures"]
+    assert top[0]["name"] == "x1"
+    assert top[0]["drifted"] is True
+    assert top[0]["score"] < top[0]["threshold"]  # psi: the distribution did not move
+    assert top[0]["missingShare"] == pytest.approx(200 / 700, abs=1e-4)
+    assert top[0]["referenceMissingShare"] == 0.0
+    assert "missingShare" not in top[1]  # colour has no missing values on either side
+    assert patch.status["samples"] == 500
+
+
 # One letter per window: D drifted, C clean, I too few predictions. consecutiveWindows = 2.
 HYSTERESIS = [
     ("DD", ["Unknown", "True"], [[], ["DriftDetected"]]),

@@ -791,9 +791,10 @@ def severity(feature: FeatureDrift) -> float:
 
 
 def top_features(evaluation: Evaluation) -> list[FeatureDrift]:
-    """The evaluation's features, worst first (by :func:`severity`, then name), at most
-    :data:`TOP_FEATURES`."""
-    ranked = sorted(evaluation.features, key=lambda f: (-severity(f), f.name))
+    """The evaluation's features, worst first, at most :data:`TOP_FEATURES`: drifted ones
+    first (a feature drifted by its missing share alone may have a score on the clean side),
+    then by :func:`severity`, then name."""
+    ranked = sorted(evaluation.features, key=lambda f: (not f.drifted, -severity(f), f.name))
     return ranked[:TOP_FEATURES]
 
 
@@ -809,7 +810,16 @@ def _feature_status(feature: FeatureDrift) -> api.FeatureDrift:
         score=_round(reported_score(feature)),
         threshold=feature.threshold,
         drifted=feature.drifted,
+        missing_share=_share_if_any(feature.missing_share, feature),
+        reference_missing_share=_share_if_any(feature.reference_missing_share, feature),
     )
+
+
+def _share_if_any(share: float, feature: FeatureDrift) -> float | None:
+    """A missing share for the status, left out when neither side has missing values."""
+    if feature.missing_share == 0 and feature.reference_missing_share == 0:
+        return None
+    return _round(share)
 
 
 def _round(value: float) -> float:

@@ -239,7 +239,14 @@ class FeatureDrift(ApiModel):
     """The threshold score was compared with."""
 
     drifted: bool
-    """Whether the feature drifted in the last window."""
+    """Whether the feature drifted in the last window: its score passed the threshold, or its
+    share of missing values changed (then missingShare and referenceMissingShare say how)."""
+
+    missing_share: float | None = None
+    """Share of missing values in the window; set when the window or the reference has any."""
+
+    reference_missing_share: float | None = None
+    """Share of missing values in the training data; set with missingShare."""
 
 
 class LastRetrain(ApiModel):
