@@ -154,16 +154,20 @@ def sklearn_tables(python: Path | None, cache: Path) -> list[Table]:
     ]
 
 
-def tables(evidently_python: Path | None, cache: Path, *, synthetic_rows: int) -> list[Table]:
-    """Every table of the benchmark that is available here."""
-    bundled = [
+def bundled() -> list[Table]:
+    """The project's own datasets: iris and diabetes."""
+    return [
         _csv(DATASETS / "iris.csv", "species"),
         _csv(DATASETS / "diabetes.csv", "progression"),
     ]
-    return [*bundled, *sklearn_tables(evidently_python, cache), synthetic(synthetic_rows)]
 
 
-def _shift(
+def tables(evidently_python: Path | None, cache: Path, *, synthetic_rows: int) -> list[Table]:
+    """Every table of the benchmark that is available here."""
+    return [*bundled(), *sklearn_tables(evidently_python, cache), synthetic(synthetic_rows)]
+
+
+def shift(
     kind: str,
     level: float,
     current: FloatArray,
@@ -171,6 +175,7 @@ def _shift(
     columns: FloatArray,
     rng: np.random.Generator,
 ) -> FloatArray:
+    """``current`` with the ``columns`` (a boolean mask) shifted by ``kind`` at ``level``."""
     out = current.copy()
     std = reference.std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -224,7 +229,7 @@ def make_case(table: Table, kind: str, level: float, seed: int) -> Case:
             chosen[rng.choice(width, size=int(np.ceil(SHIFTED_SHARE * width)), replace=False)] = (
                 True
             )
-            current = _shift(kind, level, current, reference, chosen, rng)
+            current = shift(kind, level, current, reference, chosen, rng)
             shifted = tuple(bool(c) for c in chosen)
     case_id = f"{table.name}/{kind}/{level:g}/{seed}"
     return Case(case_id, table.name, kind, level, seed, reference, current, table.names, shifted)
