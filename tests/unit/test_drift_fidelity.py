@@ -239,3 +239,16 @@ def test_ks_on_integer_pixels_sees_a_shift_that_crosses_no_edge() -> None:
     raw = scipy_stats.ks_2samp(reference, current + 0.3)
     assert shifted.score == pytest.approx(raw.statistic)
     assert shifted.drifted
+
+
+@pytest.mark.parametrize("values", ["continuous", "few"])
+def test_batch_counters_match_the_server_with_infinite_and_missing_values(values: str) -> None:
+    rng = np.random.default_rng(11)
+    if values == "continuous":
+        reference, current = rng.normal(size=500), rng.normal(size=500) * 3
+    else:
+        reference, current = rng.integers(0, 4, 500) * 1.0, rng.integers(-1, 6, 500) * 0.5
+    current[:3] = [np.inf, -np.inf, np.nan]
+    # production_evaluate asserts that window_counts equals the server's counters.
+    feature = one(production_evaluate({"x": reference}, {"x": current}))
+    assert feature.samples == 500

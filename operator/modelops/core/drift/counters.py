@@ -45,12 +45,15 @@ def window_counts(
     with np.errstate(invalid="ignore"):
         for start in range(0, array.shape[0], _BLOCK_ROWS):
             block = array[start : start + _BLOCK_ROWS]
-            finite = np.isfinite(block)
             missing += np.count_nonzero(np.isnan(block), axis=0)
-            from_first = np.where(finite, block - first, 0.0)
-            below += np.sum(np.minimum(from_first, 0.0), axis=0) * -1.0
-            offset += np.sum(np.maximum(from_first, 0.0), axis=0)
-            above += np.sum(np.maximum(np.where(finite, block - last, 0.0), 0.0), axis=0)
+            if np.isinf(block).any():
+                # Infinite values count in their bucket but add no distance.
+                block = np.where(np.isinf(block), np.nan, block)
+            # fmin/fmax skip NaN, so missing values add nothing either.
+            from_first = block - first
+            below -= np.sum(np.fmin(from_first, 0.0), axis=0)
+            offset += np.sum(np.fmax(from_first, 0.0), axis=0)
+            above += np.sum(np.fmax(block - last, 0.0), axis=0)
     result: dict[str, npt.NDArray[np.float64]] = {}
     for j, feature in enumerate(references):
         extras = np.array([missing[j], below[j], above[j], offset[j]])

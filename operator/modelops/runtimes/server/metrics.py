@@ -28,8 +28,8 @@ operator's drift detection:
   ``v - edges[0]`` of the values above the first edge, which gives the window's exact mean
   (a shift too small to move values across an edge still moves it).
 
-Infinite values count in their bucket but add no distance or offset, so the counters stay
-finite. All counters only grow, so Prometheus' ``increase()`` and the operator's windowing
+Infinite values count in their bucket but add nothing to a distance, the offset or the
+histogram's ``_sum``, so the counters stay finite. All counters only grow, so Prometheus' ``increase()`` and the operator's windowing
 treat them like the bucket counters.
 
 Observation is vectorised (one ``searchsorted`` and ``bincount`` per feature and request), because
@@ -212,7 +212,8 @@ class FeatureCollector(Collector):
                 # side="left" puts a value equal to an edge into that edge's bucket: `le` is <=.
                 buckets = np.searchsorted(numeric.edges, values, side="left")
                 numeric.counts += np.bincount(buckets, minlength=len(numeric.counts))
-                numeric.total += float(np.sum(values))
+                # +inf and -inf together would make the sum NaN, forever.
+                numeric.total += _distance(values)
                 if numeric.edges.size:
                     numeric.below += _distance(numeric.edges[0] - values[buckets == 0])
                     last = numeric.edges.size
@@ -364,5 +365,5 @@ def _is_exact(feature: contract.NumericReference) -> bool:
 
 
 def _distance(values: FloatArray) -> float:
-    """Sum of finite distances; an infinite value has no usable distance to add."""
+    """Sum of the finite values; an infinite value has no usable distance to add."""
     return float(np.sum(values[np.isfinite(values)]))
