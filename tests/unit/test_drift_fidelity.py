@@ -247,7 +247,8 @@ def test_batch_counters_match_the_server_with_infinite_and_missing_values(values
     if values == "continuous":
         reference, current = rng.normal(size=500), rng.normal(size=500) * 3
     else:
-        reference, current = rng.integers(0, 4, 500) * 1.0, rng.integers(-1, 6, 500) * 0.5
+        reference = rng.integers(0, 4, 500).astype(np.float64)
+        current = rng.integers(-1, 6, 500).astype(np.float64) * 0.5
     current[:3] = [np.inf, -np.inf, np.nan]
     # production_evaluate asserts that window_counts equals the server's counters.
     feature = one(production_evaluate({"x": reference}, {"x": current}))

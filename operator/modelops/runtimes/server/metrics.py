@@ -29,8 +29,8 @@ operator's drift detection:
   (a shift too small to move values across an edge still moves it).
 
 Infinite values count in their bucket but add nothing to a distance, the offset or the
-histogram's ``_sum``, so the counters stay finite. All counters only grow, so Prometheus' ``increase()`` and the operator's windowing
-treat them like the bucket counters.
+histogram's ``_sum``, so the counters stay finite. All counters only grow, so Prometheus'
+``increase()`` and the operator's windowing treat them like the bucket counters.
 
 Observation is vectorised (one ``searchsorted`` and ``bincount`` per feature and request), because
 calling ``Histogram.observe`` per value would dominate the latency of large batches.
