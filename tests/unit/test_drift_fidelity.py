@@ -253,3 +253,27 @@ def test_batch_counters_match_the_server_with_infinite_and_missing_values(values
     # production_evaluate asserts that window_counts equals the server's counters.
     feature = one(production_evaluate({"x": reference}, {"x": current}))
     assert feature.samples == 500
+
+
+def test_value_counts_a_little_above_their_bucket_count_are_clipped_not_refused() -> None:
+    # Prometheus' increase() extrapolates each series alone: 50.4 "at" values in a bucket of 50.
+    features = parse_reference(
+        {
+            "rows": 100,
+            "features": [
+                {
+                    "name": "x",
+                    "type": "numeric",
+                    "binEdges": [-0.5, 0.5, 1.5],
+                    "counts": [0, 50, 50, 0],
+                    "binMeans": [None, 0.0, 1.0, None],
+                    "std": 0.5,
+                    "distinct": 2,
+                }
+            ],
+        }
+    )
+    window = [0, 50, 50, 0, 0, 0, 0, 25.0, 0, 50.4, 50.2, 0, 0, 0.3, 0.1, 0]
+    feature = one(evaluate(features, {"x": window}, DriftConfig(method="ks")))
+    assert feature.score == pytest.approx(0.0)
+    assert not feature.drifted

@@ -584,12 +584,10 @@ def _current_window(feature: FeatureReference, current: Mapping[str, npt.ArrayLi
     extras = dict(zip(names, values[feature.window_buckets : end], strict=True))
     exact = below_value = None
     if feature.exact:
-        exact, below_value = (
-            values[end : end + feature.n_buckets],
-            values[end + feature.n_buckets :],
-        )
-        if np.any(exact + below_value > counts[: feature.n_buckets]):
-            raise ValueError(f"Feature {feature.name} counts more values at and below its values")
+        # Prometheus' increase() extrapolates every series on its own, so these can exceed
+        # their bucket's count by a little; a pod's own counters never do.
+        exact = np.minimum(values[end : end + feature.n_buckets], counts)
+        below_value = np.minimum(values[end + feature.n_buckets :], counts - exact)
     return _Window(
         counts,
         missing=float(extras["missing"]),
