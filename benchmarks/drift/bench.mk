@@ -17,3 +17,7 @@ $(EVIDENTLY_VENV)/.installed: benchmarks/drift/requirements-evidently.txt
 .PHONY: bench-drift
 bench-drift: install $(EVIDENTLY_VENV)/.installed ## Ours vs Evidently vs scipy, 10k/100k/1M rows (BENCH_DRIFT_ARGS=--quick: 10k/100k); writes benchmarks/drift/results.md.
 	$(PY) benchmarks/drift/run.py --evidently-python $(EVIDENTLY_VENV)/bin/python $(BENCH_DRIFT_ARGS)
+
+.PHONY: bench-drift-fidelity
+bench-drift-fidelity: install $(EVIDENTLY_VENV)/.installed ## Verdict fidelity vs Evidently on real and synthetic shifts (BENCH_DRIFT_ARGS=--quick: fewer seeds); writes benchmarks/drift/fidelity.md.
+	$(PY) benchmarks/drift/fidelity.py --evidently-python $(EVIDENTLY_VENV)/bin/python $(BENCH_DRIFT_ARGS)

@@ -2,10 +2,12 @@
 
 The measured work is what the operator's pipeline does with these rows, end to end:
 
-1. reference histograms — per feature, ``histogram(column, 10)`` from the reference trainer
-   (training deciles, exact minimum and maximum, ``le`` counts), as ``FeatureReference``;
-2. binning the current window — ``bin_counts`` over all columns at once (the serving pods'
-   Prometheus histograms do this online);
+1. reference histograms — per feature, ``numeric_reference(name, column, BINS)`` from the
+   trainer (quantile edges between values, tails, bin means, std, distinct and missing
+   counts), read back with ``parse_reference`` as the operator does;
+2. binning the current window — ``window_counts`` over all columns at once: the ``le`` bucket
+   counts plus the missing, out-of-range, offset and exact-value counters (the serving pods'
+   Prometheus counters do this online);
 3. ``evaluate`` three times over the same counts: ``auto`` with the default config (the
    headline verdicts: Evidently's choice, Bonferroni), ``ks`` and ``js``, to set beside the
    scipy loop's three statistics.
@@ -23,11 +25,13 @@ import numpy as np
 from dataset import FloatArray, Meta, load
 from measure import Breakdown, measured_main
 
-from modelops.core.drift import DriftConfig, Evaluation, FeatureReference, bin_counts, evaluate
-from modelops.runtimes.trainer.reference import histogram
+from modelops.api import artifact as contract
+from modelops.core.drift import DriftConfig, Evaluation, evaluate, parse_reference, window_counts
+from modelops.runtimes.trainer.reference import numeric_reference
+from modelops.runtimes.trainer.settings import Hyperparameters
 
-BINS = 10
-"""The trainer's default (``settings.py``): deciles."""
+BINS = Hyperparameters().bins
+"""The trainer's default (``settings.py``)."""
 
 CONFIGS = {
     "ours": DriftConfig(),
@@ -49,14 +53,15 @@ def drift(
 ) -> dict[str, Evaluation]:
     """Reference histograms, binning of ``current`` and one evaluation per entry of CONFIGS."""
     with breakdown.phase("reference histograms"):
-        edges: list[FloatArray] = []
-        references: list[FeatureReference] = []
-        for j, name in enumerate(names):
-            feature_edges, counts = histogram(reference[:, j], BINS)
-            edges.append(np.asarray(feature_edges))
-            references.append(FeatureReference.numeric(name, feature_edges, counts))
+        stats = contract.ReferenceStats(
+            rows=reference.shape[0],
+            features=[
+                numeric_reference(name, reference[:, j], BINS) for j, name in enumerate(names)
+            ],
+        )
+        references = parse_reference(stats.model_dump(mode="json", by_alias=True))
     with breakdown.phase("bin current"):
-        window = dict(zip(names, bin_counts(current, edges), strict=True))
+        window = window_counts(current, references)
     evaluations = {}
     for column, config in CONFIGS.items():
         with breakdown.phase(f"evaluate {column}"):

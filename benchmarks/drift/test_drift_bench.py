@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cases
 import dataset
+import fidelity
+import fidelity_report
 import numpy as np
 import pytest
 import report
@@ -174,3 +177,71 @@ def test_end_to_end_without_evidently(tmp_path: Path) -> None:
     verdicts = results["summary"]["verdicts"]["3000"]
     assert verdicts["ours"]["recall"] == verdicts["scipy-wasserstein"]["recall"] == 1.0
     assert (tmp_path / "out" / "results.md").read_text().startswith("# Drift benchmark")
+
+
+# -- fidelity ---------------------------------------------------------------------------------
+
+
+def test_cases_are_deterministic_and_shift_only_the_chosen_columns() -> None:
+    table = cases.synthetic(rows=2000)
+    case = cases.make_case(table, "additive", 0.5, seed=3)
+    again = cases.make_case(table, "additive", 0.5, seed=3)
+    np.testing.assert_array_equal(case.current, again.current)
+    assert case.shifted is not None
+    assert sum(case.shifted) == int(np.ceil(cases.SHIFTED_SHARE * len(table.names)))
+    chosen = np.array(case.shifted)
+    for kind, level in [("additive", 0.5), ("scale", 0.3), ("dispersion", 0.5), ("outliers", 0.1)]:
+        rng = np.random.default_rng(0)
+        shifted = cases.shift(kind, level, case.reference, case.reference, chosen, rng)
+        moved = np.any(shifted != case.reference, axis=0)
+        assert moved.tolist() == chosen.tolist(), kind
+    null = cases.make_case(table, "null", 0.0, seed=3)
+    missing = cases.make_case(table, "missing", 0.3, seed=3)
+    assert np.isnan(missing.current).any()
+    assert not np.isnan(missing.reference).any()
+    prior = cases.make_case(table, "class-prior", 0.45, seed=3)
+    assert prior.shifted is None
+    assert prior.drift
+    assert not null.drift
+
+
+def test_fidelity_scores_ours_against_the_truth_without_evidently() -> None:
+    tables = [cases.synthetic(rows=1200), cases.bundled()[0]]
+    chosen = [
+        cases.make_case(tables[0], "null", 0.0, 0),
+        cases.make_case(tables[0], "missing", 0.3, 0),
+        cases.make_case(tables[0], "additive", 0.5, 0),
+        cases.make_case(tables[1], "null", 0.0, 0),
+    ]
+    ours = fidelity.ours(chosen)
+    default = {case.id: ours[case.id][fidelity_report.DEFAULT]["verdicts"] for case in chosen}
+    assert not fidelity_report.dataset_drift(default[chosen[0].id])
+    assert fidelity_report.dataset_drift(default[chosen[1].id])  # Evidently drops NaN: misses
+    assert fidelity_report.dataset_drift(default[chosen[2].id])
+    assert not fidelity_report.dataset_drift(default[chosen[3].id])  # iris, 75-row windows
+    # The old representation never sees missing values.
+    assert not fidelity_report.dataset_drift(ours[chosen[1].id]["before-bonferroni"]["verdicts"])
+    document = {
+        "date": "2026-01-01T00:00:00+00:00",
+        "command": "python fidelity.py",
+        "evidently": "skipped",
+        "seconds": {"total": 1.0, "ours": 1.0, "evidently": 0.0},
+        "tables": {t.name: list(t.values.shape) for t in tables},
+        "configs": {name: rep for name, (rep, _) in fidelity.CONFIGS.items()},
+        "cases": [
+            {
+                "id": c.id,
+                "table": c.table,
+                "kind": c.kind,
+                "level": c.level,
+                "drift": c.drift,
+                "shifted": c.shifted,
+                "ours": ours[c.id],
+                "evidently": None,
+            }
+            for c in chosen
+        ],
+    }
+    page = fidelity_report.render(document)
+    assert page.startswith("# Drift fidelity")
+    assert f"| **{fidelity_report.DEFAULT}** |" in page

@@ -182,7 +182,8 @@ def test_corrections_change_p_value_verdicts() -> None:
     assert raw.drifted
     assert raw.adjusted_p_value == raw.p_value
 
-    bonferroni = evaluate(features, window, DriftConfig(method="chi2")).features[0]
+    bonferroni_config = DriftConfig(method="chi2", correction="bonferroni")
+    bonferroni = evaluate(features, window, bonferroni_config).features[0]
     assert bonferroni.p_value == raw.p_value
     assert bonferroni.adjusted_p_value == pytest.approx(3 * raw.p_value)
     assert not bonferroni.drifted
@@ -202,7 +203,8 @@ def test_distance_features_are_not_corrected() -> None:
     assert by_name["colour"].p_value is None
     assert by_name["colour"].adjusted_p_value is None
     assert by_name["colour"].drifted  # JS of 50/50 vs 65/35 ≈ 0.106 ≥ 0.1
-    # The only p-value feature: Bonferroni with m = 1 leaves it alone.
+    # The only p-value feature: no correction by default, and Bonferroni with m = 1 would
+    # leave it alone too.
     assert by_name["age"].adjusted_p_value == by_name["age"].p_value
 
 
@@ -259,7 +261,7 @@ def test_rejects_invalid_configs(kwargs: dict[str, object], message: str) -> Non
 
 
 def test_rejects_bad_current_counts() -> None:
-    with pytest.raises(ValueError, match="expected 4 like its reference"):
+    with pytest.raises(ValueError, match=r"expected 8 \(or 4 without the missing"):
         evaluate(simple_features(), {"age": [1, 2, 3], "colour": [1, 1]})
     with pytest.raises(ValueError, match="non-negative"):
         evaluate(simple_features(), {"age": [1, 2, 3, -4], "colour": [1, 1]})
@@ -378,5 +380,5 @@ def test_categories_outside_the_reference_count_as_drift() -> None:
         assert result.drifted, method
     (clean,) = evaluate([colour], {"colour": [500, 500, 0]}).features
     assert not clean.drifted
-    with pytest.raises(ValueError, match="expected 3"):
-        evaluate([colour], {"colour": [1, 1, 1, 1]})
+    with pytest.raises(ValueError, match="expected 4"):
+        evaluate([colour], {"colour": [1, 1, 1, 1, 1]})

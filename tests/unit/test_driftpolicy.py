@@ -233,8 +233,9 @@ def test_series_counts_follow_the_reference_bucket_order() -> None:
         categories={"colour": {"__other__": 2.0, "red": 3.0}},
     )
     counts = dp.series_counts(series, FEATURES)
-    assert counts["x1"].tolist() == [1.0, 4.0, 4.0, 1.0]
-    assert counts["colour"].tolist() == [3.0, 0.0, 2.0]
+    # Then the missing count, the out-of-range distances and the offset, none exported here.
+    assert counts["x1"].tolist() == [1.0, 4.0, 4.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    assert counts["colour"].tolist() == [3.0, 0.0, 2.0, 0.0]
 
 
 def test_series_counts_leave_out_features_the_series_lack() -> None:
@@ -352,8 +353,8 @@ def test_window_takes_a_prometheus_answer_as_the_window() -> None:
     result = dp.window(make_policy(), GOOD, dp.Windows(), now=NOW)
     assert result.problem is None
     assert result.counts is not None
-    assert result.counts["x1"].tolist() == [50.0, 200.0, 200.0, 50.0]
-    assert result.counts["colour"].tolist() == [250.0, 250.0, 0.0]
+    assert result.counts["x1"].tolist() == [50.0, 200.0, 200.0, 50.0, 0.0, 0.0, 0.0, 0.0]
+    assert result.counts["colour"].tolist() == [250.0, 250.0, 0.0, 0.0]
     assert result.sources == 0
 
 
@@ -364,13 +365,19 @@ def test_window_watches_only_the_listed_features() -> None:
 
 
 def pod_series(
-    x1: Sequence[float], colour: Sequence[float], started: float | None = None
+    x1: Sequence[float],
+    colour: Sequence[float],
+    started: float | None = None,
+    missing: tuple[float, float] = (0.0, 0.0),
 ) -> dp.PodSeries:
     cumulative = np.cumsum(x1).tolist()
     return dp.PodSeries(
         dp.FeatureSeries(
             buckets={"x1": dict(zip([0.0, 1.0, 2.0, math.inf], cumulative, strict=True))},
             categories={"colour": dict(zip(["red", "blue", "__other__"], colour, strict=True))},
+            missing={"x1": missing[0], "colour": missing[1]},
+            out_of_range={"x1": {"below": 0.0, "above": 2.5 * x1[-1]}},
+            offset={"x1": 10.0 * sum(x1)},
         ),
         started_at=started,
     )
@@ -383,18 +390,20 @@ def test_pod_scrapes_are_windowed_per_policy_and_restart_on_a_new_version() -> N
     pods = replace(GOOD, series=None, pods={"p1": pod_series([5, 5, 5, 5], [1, 1, 0], old)})
     first = dp.window(policy, pods, windows, now=NOW)
     assert first.counts is not None
-    assert first.counts["x1"].tolist() == [0, 0, 0, 0]  # an old pod's first scrape is a baseline
+    assert first.counts["x1"].tolist() == [0] * 8  # an old pod's first scrape is a baseline
     assert first.sources == 1
-    later = replace(pods, pods={"p1": pod_series([6, 8, 5, 5], [3, 1, 1], old)})
+    later = replace(pods, pods={"p1": pod_series([6, 8, 5, 7], [3, 1, 1], old, (2, 1))})
     second = dp.window(policy, later, windows, now=NOW + timedelta(seconds=60))
     assert second.counts is not None
-    assert second.counts["x1"].tolist() == [1, 3, 0, 0]
-    assert second.counts["colour"].tolist() == [2, 0, 1]
+    # Buckets, then the missing count, the distances below and above the outer edges and the
+    # offset.
+    assert second.counts["x1"].tolist() == [1, 3, 0, 2, 2, 0, 5, 60]
+    assert second.counts["colour"].tolist() == [2, 0, 1, 1]
     # Another version has its own reference and counters: a fresh window, a new baseline.
     other = replace(later, version="v4", model_version=make_version("v4"))
     third = dp.window(policy, other, windows, now=NOW + timedelta(seconds=120))
     assert third.counts is not None
-    assert third.counts["x1"].tolist() == [0, 0, 0, 0]
+    assert third.counts["x1"].tolist() == [0] * 8
 
 
 def test_windows_forget_a_deleted_policy() -> None:
@@ -437,6 +446,21 @@ def test_a_drifted_window_writes_the_verdict() -> None:
     assert by_type["DriftDetected"]["status"] == "Unknown"  # one window of two
     assert {c["observedGeneration"] for c in status["conditions"]} == {3}
     assert decision.plan.events == ()
+
+
+def test_a_feature_drifted_by_its_missing_share_is_reported_first_with_the_shares() -> None:
+    # x1's present values are as in training, but 200 of 700 rows miss it (none in training).
+    counts = {"x1": [50.0, 200.0, 200.0, 50.0, 200.0, 0.0, 0.0, 0.0], "colour": CLEAN["colour"]}
+    decision = dp.reconcile(make_policy(), observed(counts), now=NOW)
+    (patch,) = decision.plan.status
+    top = patch.status["topFeatures"]
+    assert top[0]["name"] == "x1"
+    assert top[0]["drifted"] is True
+    assert top[0]["score"] < top[0]["threshold"]  # psi: the distribution did not move
+    assert top[0]["missingShare"] == pytest.approx(200 / 700, abs=1e-4)
+    assert top[0]["referenceMissingShare"] == 0.0
+    assert "missingShare" not in top[1]  # colour has no missing values on either side
+    assert patch.status["samples"] == 500
 
 
 # One letter per window: D drifted, C clean, I too few predictions. consecutiveWindows = 2.

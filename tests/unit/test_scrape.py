@@ -79,9 +79,29 @@ def test_the_servers_page_parses_into_the_reference_buckets() -> None:
     counts = dp.series_counts(series, parse_reference(REFERENCE))
     edges = np.array(REFERENCE["features"][0]["binEdges"])
     (expected,) = bin_counts(LENGTHS.reshape(-1, 1), [edges])
-    assert counts["sepal_length"].tolist() == (2 * expected).tolist()
-    # red, blue, then values outside the reference categories.
-    assert counts["colour"].tolist() == [12.0, 6.0, 4.0]
+    # The buckets, no missing value, then 2 x 1.3 below 4.3 (3.0) and 2 x 0.6 above 7.9 (8.5).
+    # The offset sums v - 4.3 over the values above 4.3, twice.
+    offset = 2 * float(np.sum(LENGTHS[LENGTHS > 4.3] - 4.3))
+    assert counts["sepal_length"].tolist() == pytest.approx(
+        [*(2 * expected), 0.0, 2.6, 1.2, offset]
+    )
+    # red, blue, then values outside the reference categories, then missing ones.
+    assert counts["colour"].tolist() == [12.0, 6.0, 4.0, 0.0]
+
+
+def test_missing_values_are_counted_apart_from_the_buckets() -> None:
+    registry = CollectorRegistry()
+    metrics = ServerMetrics(registry, model="iris", version="v3")
+    metrics.loaded(contract.ReferenceStats.model_validate(REFERENCE), ["sepal_length", "colour"])
+    lengths = np.array([np.nan, 5.5, np.nan, np.inf, 2.0])
+    colours = np.array(["", "red", "x", "", "blue"], dtype=object)
+    metrics.features.observe({"sepal_length": lengths, "colour": colours})
+    series = scrape.parse_metrics(generate_latest(registry).decode(), "iris", "v3")
+    counts = dp.series_counts(series, parse_reference(REFERENCE))
+    # 2.0 is below the first edge (distance 2.3), 5.5 inside, +inf in the last bucket without a
+    # distance; the two NaN count as missing only.
+    assert counts["sepal_length"].tolist() == pytest.approx([1, 0, 1, 0, 0, 1, 2, 2.3, 0, 1.2])
+    assert counts["colour"].tolist() == [1.0, 1.0, 1.0, 2.0]
 
 
 def test_le_bounds_parse_back_to_the_exact_reference_edges() -> None:
@@ -330,7 +350,9 @@ def test_the_reference_comes_from_the_first_pod_that_serves_it(
 
 
 def test_feature_queries_sum_the_window_increase_over_pods() -> None:
-    buckets, categories = scrape.feature_queries("iris", "v3", 600, {"cluster": 'eu-"1"'})
+    buckets, categories, missing, out_of_range, offset, exact, below = scrape.feature_queries(
+        "iris", "v3", 600, {"cluster": 'eu-"1"'}
+    )
     selector = 'cluster="eu-\\"1\\"",model="iris",version="v3"'
     assert buckets == (
         f"sum by (feature, le) (increase(modelops_server_feature_value_bucket{{{selector}}}"
@@ -338,6 +360,25 @@ def test_feature_queries_sum_the_window_increase_over_pods() -> None:
     )
     assert categories == (
         "sum by (feature, category) (increase(modelops_server_feature_category_total"
+        f"{{{selector}}}[600000ms]))"
+    )
+    assert missing == (
+        f"sum by (feature) (increase(modelops_server_feature_missing_total{{{selector}}}"
+        "[600000ms]))"
+    )
+    assert out_of_range == (
+        "sum by (feature, side) (increase(modelops_server_feature_out_of_range_total"
+        f"{{{selector}}}[600000ms]))"
+    )
+    assert offset == (
+        f"sum by (feature) (increase(modelops_server_feature_offset_total{{{selector}}}[600000ms]))"
+    )
+    assert exact == (
+        "sum by (feature, le) (increase(modelops_server_feature_exact_total"
+        f"{{{selector}}}[600000ms]))"
+    )
+    assert below == (
+        "sum by (feature, le) (increase(modelops_server_feature_below_value_total"
         f"{{{selector}}}[600000ms]))"
     )
     with pytest.raises(ValueError, match="'bad-name' is not a Prometheus label name"):
@@ -348,10 +389,11 @@ def prometheus_route(answers: dict[str, list[dict[str, Any]]]) -> Route:
     def route(path: str) -> tuple[int, str, bytes]:
         parsed = urllib.parse.urlsplit(path)
         query = urllib.parse.parse_qs(parsed.query)["query"][0]
-        kind = "buckets" if "_bucket" in query else "categories"
+        kinds = ("bucket", "category", "missing", "out_of_range", "offset", "exact", "below_value")
+        kind = next(k for k in kinds if f"_{k}" in query)
         result = [
             {"metric": m, "value": [1764331200.0, str(v)]}
-            for m, v in ((a["metric"], a["value"]) for a in answers[kind])
+            for m, v in ((a["metric"], a["value"]) for a in answers.get(kind, []))
         ]
         body = {"status": "success", "data": {"resultType": "vector", "result": result}}
         return 200, "application/json", json.dumps(body).encode()
@@ -363,12 +405,16 @@ def test_prometheus_answers_become_window_series(http: Callable[[Route], Http]) 
     prom = http(
         prometheus_route(
             {
-                "buckets": [
+                "bucket": [
                     {"metric": {"feature": "sepal_length", "le": le}, "value": v}
                     for le, v in [("4.3", 1), ("5.0", 3), ("5.8", 4), ("6.4", 6), ("7.9", 8)]
                 ]
                 + [{"metric": {"feature": "sepal_length", "le": "+Inf"}, "value": 9.5}],
-                "categories": [
+                "missing": [{"metric": {"feature": "sepal_length"}, "value": 3}],
+                "out_of_range": [
+                    {"metric": {"feature": "sepal_length", "side": "above"}, "value": 0.75}
+                ],
+                "category": [
                     {"metric": {"feature": "colour", "category": "red"}, "value": 2},
                     {"metric": {"feature": "colour", "category": "__other__"}, "value": "NaN"},
                 ],
@@ -380,7 +426,7 @@ def test_prometheus_answers_become_window_series(http: Callable[[Route], Http]) 
     assert series.categories == {"colour": {"red": 2.0}}  # NaN (no data) is left out
     assert all(p.startswith("/api/v1/query?query=sum+by+") for p in prom.paths)
     counts = dp.series_counts(series, parse_reference(REFERENCE))
-    assert counts["sepal_length"].tolist() == [1.0, 2.0, 1.0, 2.0, 2.0, 1.5]
+    assert counts["sepal_length"].tolist() == [1.0, 2.0, 1.0, 2.0, 2.0, 1.5, 3.0, 0.0, 0.75, 0.0]
 
 
 @pytest.mark.parametrize(
@@ -529,7 +575,7 @@ def test_collect_with_every_pod_failing(http: Callable[[Route], Http]) -> None:
 
 def test_collect_from_prometheus(http: Callable[[Route], Http]) -> None:
     pod = http(pod_route())
-    prom = http(prometheus_route({"buckets": [], "categories": []}))
+    prom = http(prometheus_route({"bucket": [], "category": []}))
     collected = scrape.collect(
         FakeKube(cluster_objects(pod.port)).as_kube(),
         policy(source={"prometheus": {"url": prom.url, "labels": {"cluster": "eu-1"}}}),

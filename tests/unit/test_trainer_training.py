@@ -11,7 +11,7 @@ from modelops.api.artifact import NumericReference
 from modelops.runtimes.trainer.dataset import read_csv
 from modelops.runtimes.trainer.linear import encode, fit, predict_labels, predict_scores
 from modelops.runtimes.trainer.metrics import classification_metrics, regression_metrics
-from modelops.runtimes.trainer.reference import histogram, reference_stats
+from modelops.runtimes.trainer.reference import histogram, numeric_reference, reference_stats
 from modelops.runtimes.trainer.run import evaluate
 from modelops.runtimes.trainer.schema import DatasetSchema, load_schema
 from modelops.runtimes.trainer.settings import Hyperparameters
@@ -180,20 +180,54 @@ def brute_force_counts(values: list[float], edges: list[float]) -> list[int]:
 def test_histogram_uses_le_buckets(values: list[float]) -> None:
     edges, counts = histogram(np.array(values), bins=10)
     assert edges == sorted(set(edges))
-    assert edges[0] == min(values)
-    assert edges[-1] == max(values)
+    # The outer buckets lie beyond the training range: empty in the reference.
+    assert edges[0] < min(values)
+    assert edges[-1] > max(values)
+    assert counts[0] == counts[-1] == 0
     assert len(counts) == len(edges) + 1
     assert sum(counts) == len(values)
     assert counts == brute_force_counts(values, edges)
-    assert counts[-1] == 0
+    # No training value sits on an edge.
+    assert not set(edges) & set(values)
+
+
+def test_histogram_gives_each_value_of_a_discrete_feature_its_own_bucket() -> None:
+    values = np.array([0.0] * 70 + [1.0] * 20 + [2.0] * 7 + [5.0] * 3)
+    edges, counts = histogram(values, bins=10)
+    assert edges == [-0.5, 0.5, 1.5, 3.5, 6.5]
+    assert counts == [0, 70, 20, 7, 3, 0]
+
+
+def test_histogram_edges_of_integers_sit_between_values() -> None:
+    values = np.random.default_rng(3).poisson(20, size=2000).astype(np.float64)
+    edges, counts = histogram(values, bins=10)
+    assert len(edges) >= 8
+    assert all(edge % 1 != 0 for edge in edges)
+    # A shift far smaller than the gap between values moves no value into another bucket.
+    assert brute_force_counts(list(values + 0.001), edges) == counts
 
 
 def test_histogram_ignores_missing_values() -> None:
-    assert histogram(np.array([np.nan, 1.0, 2.0]), bins=4) == (
-        [1.0, 1.25, 1.5, 1.75, 2.0],
-        [1, 0, 0, 0, 1, 0],
-    )
+    assert histogram(np.array([np.nan, 1.0, 2.0]), bins=4) == ([0.5, 1.5, 2.5], [0, 1, 1, 0])
     assert histogram(np.array([np.nan]), bins=4) == ([], [0])
+
+
+def test_numeric_reference_records_means_spread_distinct_values_and_missing() -> None:
+    values = np.array([1.0, 1.0, 2.0, 4.0, np.nan, 10.0])
+    feature = numeric_reference("x", values, bins=2)
+    assert feature.missing == 1
+    assert feature.distinct == 4
+    assert feature.std == pytest.approx(np.std([1.0, 1.0, 2.0, 4.0, 10.0]))
+    # Few values: one bucket each, whose mean is the exact value.
+    assert feature.bin_edges == [0.5, 1.5, 3.0, 7.0, 13.0]
+    assert feature.counts == [0, 2, 1, 1, 1, 0]
+    assert feature.bin_means == [None, 1.0, 2.0, 4.0, 10.0, None]
+    # Many values: quantile buckets, whose means are the means of their values.
+    spread = np.arange(100.0) ** 2
+    wide = numeric_reference("y", spread, bins=2)
+    assert wide.bin_edges == [-0.5, 2450.5, 9899.5]
+    assert wide.counts == [0, 50, 50, 0]
+    assert wide.bin_means == [None, np.mean(spread[:50]), np.mean(spread[50:]), None]
 
 
 def test_reference_covers_features_not_target() -> None:
@@ -210,7 +244,11 @@ def test_reference_covers_features_not_target() -> None:
     for feature in reference.features:
         assert isinstance(feature, NumericReference)
         assert sum(feature.counts) == 150
-        assert len(feature.bin_edges) <= 11
+        # Iris has at most 43 values per column: one bucket each.
+        assert feature.distinct is not None
+        assert len(feature.bin_edges) == feature.distinct + 1
+        assert feature.missing == 0
+        assert feature.distinct > 5
 
 
 def test_reference_counts_categories() -> None:
@@ -222,4 +260,5 @@ def test_reference_counts_categories() -> None:
         "type": "categorical",
         "categories": ["blue", "red"],
         "counts": [0, 2],
+        "missing": 1,
     }

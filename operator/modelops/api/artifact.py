@@ -14,6 +14,7 @@ The prediction math lives with each runtime; the model format is specified preci
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -167,19 +168,39 @@ class LinearModel(_Document):
 # reference.json
 
 
+def _is_none(value: object) -> bool:
+    """Optional fields a document leaves out stay out when it is dumped again, so a reference
+    written before they existed round-trips to the same bytes."""
+    return value is None
+
+
 class NumericReference(_Document):
     """Reference histogram of a numeric feature, bucketed like a Prometheus histogram.
 
     `counts[0]` counts values `<= bin_edges[0]`, `counts[i]` values in
     `(bin_edges[i-1], bin_edges[i]]`, and `counts[-1]` values `> bin_edges[-1]`: the buckets
     `le=edge` for each edge plus `le="+Inf"`, after de-cumulating. Missing values are not
-    counted. An empty `bin_edges` (no value observed) leaves the single `+Inf` bucket.
+    counted in `counts`; `missing` counts them (absent: not recorded, read as 0). An empty
+    `bin_edges` (no value observed) leaves the single `+Inf` bucket.
+
+    The optional fields (written by trainers since the second reference format, see
+    `docs/contracts.md`) keep what the bucket counts alone lose: `bin_means` is the mean of the
+    reference values in each bucket (`None` for an empty bucket), `std` the population
+    standard deviation and `distinct` the number of distinct values of the present values.
+    A reference without them is still valid; drift evaluation then falls back to bucket
+    midpoints and non-empty buckets (see `docs/drift.md`).
     """
 
     name: str = Field(min_length=1)
     type: Literal["numeric"] = "numeric"
     bin_edges: list[float] = Field(alias="binEdges")
     counts: list[Annotated[int, Field(ge=0)]]
+    missing: Annotated[int, Field(ge=0)] | None = Field(default=None, exclude_if=_is_none)
+    bin_means: list[float | None] | None = Field(
+        default=None, alias="binMeans", exclude_if=_is_none
+    )
+    std: Annotated[float, Field(ge=0)] | None = Field(default=None, exclude_if=_is_none)
+    distinct: Annotated[int, Field(ge=0)] | None = Field(default=None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _buckets_agree(self) -> "NumericReference":
@@ -188,16 +209,28 @@ class NumericReference(_Document):
             raise ValueError(f"bin edges of {self.name!r} must be strictly ascending")
         if len(self.counts) != len(edges) + 1:
             raise ValueError(f"{self.name!r} needs len(binEdges) + 1 counts")
+        if self.bin_means is not None:
+            if len(self.bin_means) != len(self.counts):
+                raise ValueError(f"{self.name!r} needs one bin mean per count")
+            for i, (mean, count) in enumerate(zip(self.bin_means, self.counts, strict=True)):
+                if (mean is None) != (count == 0):
+                    raise ValueError(f"{self.name!r} needs a bin mean for each non-empty bin only")
+                lower = edges[i - 1] if 0 < i <= len(edges) else -math.inf
+                upper = edges[i] if i < len(edges) else math.inf
+                if mean is not None and not lower < mean <= upper:
+                    raise ValueError(f"bin mean {i} of {self.name!r} lies outside its bin")
         return self
 
 
 class CategoricalReference(_Document):
-    """Reference frequencies of a categorical feature: `counts[i]` rows had `categories[i]`."""
+    """Reference frequencies of a categorical feature: `counts[i]` rows had `categories[i]`,
+    and `missing` rows had no value (absent: not recorded, read as 0)."""
 
     name: str = Field(min_length=1)
     type: Literal["categorical"] = "categorical"
     categories: list[str]
     counts: list[Annotated[int, Field(ge=0)]]
+    missing: Annotated[int, Field(ge=0)] | None = Field(default=None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _counts_agree(self) -> "CategoricalReference":

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -119,11 +119,23 @@ class FeatureSeries:
 
     ``buckets`` maps a numeric feature to its histogram, ``le`` bound (``math.inf`` for
     ``+Inf``) → cumulative count; ``categories`` maps a categorical feature to category →
-    count, :data:`OTHER_CATEGORY` included.
+    count, :data:`OTHER_CATEGORY` included. ``missing`` maps a feature to its count of missing
+    values, and ``out_of_range`` a numeric feature to ``side`` (``below``/``above``) → summed
+    distance beyond the outer bin edge, and ``offset`` a numeric feature to the summed
+    distance above its first edge. ``exact`` maps a numeric feature with few distinct values
+    to ``le`` → count of values equal to that bucket's training value, ``below_value`` to ``le``
+    → count of values below it. Servers older than these counters export none of them: such
+    features count no missing value and no distance, have no offset, and all their values
+    count as equal to their bucket's training value.
     """
 
     buckets: Mapping[str, Mapping[float, float]]
     categories: Mapping[str, Mapping[str, float]]
+    missing: Mapping[str, float] = field(default_factory=dict)
+    out_of_range: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    offset: Mapping[str, float] = field(default_factory=dict)
+    exact: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
+    below_value: Mapping[str, Mapping[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -255,7 +267,9 @@ def series_counts(
     series: FeatureSeries, reference: Sequence[FeatureReference]
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Per-bucket counts of every reference feature ``series`` carries, in reference bucket
-    order (a categorical feature gets its trailing :data:`OTHER_CATEGORY` bucket).
+    order (a categorical feature gets its trailing :data:`OTHER_CATEGORY` bucket), followed by
+    the feature's extra counters (:data:`~modelops.core.drift.WINDOW_EXTRAS`): the full window
+    vector of :attr:`~modelops.core.drift.FeatureReference.window_size` entries.
 
     Features the series lacks are left out. Raises :class:`ValueError` when a histogram's
     ``le`` bounds are not the reference bin edges, or a category is not a reference one: the
@@ -278,7 +292,26 @@ def series_counts(
             # Prometheus' increase() extrapolates each bucket series on its own, which can
             # leave the cumulative counts a rounding error out of order.
             cumulative = np.maximum.accumulate([histogram[b] for b in bounds])
-            out[feature.name] = buckets_from_le(cumulative)
+            sides = series.out_of_range.get(feature.name, {})
+            extras = np.array(
+                [
+                    series.missing.get(feature.name, 0.0),
+                    sides.get("below", 0.0),
+                    sides.get("above", 0.0),
+                    series.offset.get(feature.name, 0.0),
+                ]
+            )
+            buckets = buckets_from_le(cumulative)
+            vector = [buckets, extras]
+            if feature.exact:
+                exact = series.exact.get(feature.name)
+                below = series.below_value.get(feature.name, {})
+                if exact is None:
+                    vector += [buckets, np.zeros(buckets.size)]
+                else:
+                    vector.append(np.array([exact.get(b, 0.0) for b in bounds]))
+                    vector.append(np.array([below.get(b, 0.0) for b in bounds]))
+            out[feature.name] = np.concatenate(vector)
         else:
             counts = series.categories.get(feature.name)
             if counts is None:
@@ -291,7 +324,9 @@ def series_counts(
                     f"{', '.join(sorted(unknown))} that its reference does not have"
                 )
             ordered = [*feature.categories, OTHER_CATEGORY]
-            out[feature.name] = np.array([counts.get(c, 0.0) for c in ordered], dtype=np.float64)
+            window = [counts.get(c, 0.0) for c in ordered]
+            window.append(series.missing.get(feature.name, 0.0))
+            out[feature.name] = np.array(window, dtype=np.float64)
     return out
 
 
@@ -329,7 +364,7 @@ class Windows:
         Raises :class:`ValueError`, before any state changes, when a pod's series do not fit
         the reference (see :func:`series_counts`) or lack a watched feature.
         """
-        buckets = tuple((f.name, f.window_buckets) for f in reference)
+        buckets = tuple((f.name, f.window_size) for f in reference)
         signature = (version, window_seconds, buckets)
         scrapes = {
             pod: PodScrape(_pod_counts(pod, scrape.series, reference), scrape.started_at)
@@ -756,9 +791,10 @@ def severity(feature: FeatureDrift) -> float:
 
 
 def top_features(evaluation: Evaluation) -> list[FeatureDrift]:
-    """The evaluation's features, worst first (by :func:`severity`, then name), at most
-    :data:`TOP_FEATURES`."""
-    ranked = sorted(evaluation.features, key=lambda f: (-severity(f), f.name))
+    """The evaluation's features, worst first, at most :data:`TOP_FEATURES`: drifted ones
+    first (a feature drifted by its missing share alone may have a score on the clean side),
+    then by :func:`severity`, then name."""
+    ranked = sorted(evaluation.features, key=lambda f: (not f.drifted, -severity(f), f.name))
     return ranked[:TOP_FEATURES]
 
 
@@ -774,7 +810,16 @@ def _feature_status(feature: FeatureDrift) -> api.FeatureDrift:
         score=_round(reported_score(feature)),
         threshold=feature.threshold,
         drifted=feature.drifted,
+        missing_share=_share_if_any(feature.missing_share, feature),
+        reference_missing_share=_share_if_any(feature.reference_missing_share, feature),
     )
+
+
+def _share_if_any(share: float, feature: FeatureDrift) -> float | None:
+    """A missing share for the status, left out when neither side has missing values."""
+    if feature.missing_share == 0 and feature.reference_missing_share == 0:
+        return None
+    return _round(share)
 
 
 def _round(value: float) -> float:

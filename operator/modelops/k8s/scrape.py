@@ -58,6 +58,11 @@ SERVER_PORT_NAME: Final = "http"
 DEFAULT_SERVER_PORT: Final = 8080
 FEATURE_BUCKET: Final = "modelops_server_feature_value_bucket"
 FEATURE_CATEGORY: Final = "modelops_server_feature_category_total"
+FEATURE_MISSING: Final = "modelops_server_feature_missing_total"
+FEATURE_OUT_OF_RANGE: Final = "modelops_server_feature_out_of_range_total"
+FEATURE_OFFSET: Final = "modelops_server_feature_offset_total"
+FEATURE_EXACT: Final = "modelops_server_feature_exact_total"
+FEATURE_BELOW_VALUE: Final = "modelops_server_feature_below_value_total"
 DEFAULT_TIMEOUT: Final = 5.0
 """Seconds one HTTP request to a pod or to Prometheus may take."""
 MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
@@ -351,16 +356,35 @@ def scrape_pods(
 def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
     """The feature distributions of ``model`` and ``version`` in a Prometheus text page.
 
-    Reads ``modelops_server_feature_value_bucket{feature,le}`` (cumulative histogram buckets)
-    and ``modelops_server_feature_category_total{feature,category}``; other series, and series
-    of another model or version, are ignored. Raises :class:`ValueError` for a page the parser
+    Reads ``modelops_server_feature_value_bucket{feature,le}`` (cumulative histogram buckets),
+    ``modelops_server_feature_category_total{feature,category}``,
+    ``modelops_server_feature_missing_total{feature}``,
+    ``modelops_server_feature_out_of_range_total{feature,side}``,
+    ``modelops_server_feature_offset_total{feature}`` and
+    ``modelops_server_feature_exact_total{feature,le}`` and
+    ``modelops_server_feature_below_value_total{feature,le}``; other series, and series of
+    another model or version, are ignored. Raises :class:`ValueError` for a page the parser
     cannot read.
     """
     buckets: dict[str, dict[float, float]] = {}
     categories: dict[str, dict[str, float]] = {}
+    missing: dict[str, float] = {}
+    out_of_range: dict[str, dict[str, float]] = {}
+    offset: dict[str, float] = {}
+    exact: dict[str, dict[float, float]] = {}
+    below_value: dict[str, dict[float, float]] = {}
+    wanted = (
+        FEATURE_BUCKET,
+        FEATURE_CATEGORY,
+        FEATURE_MISSING,
+        FEATURE_OUT_OF_RANGE,
+        FEATURE_OFFSET,
+        FEATURE_EXACT,
+        FEATURE_BELOW_VALUE,
+    )
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name not in (FEATURE_BUCKET, FEATURE_CATEGORY):
+            if sample.name not in wanted:
                 continue
             sample_labels = sample.labels
             if sample_labels.get("model") != model or sample_labels.get("version") != version:
@@ -372,7 +396,18 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
                 buckets.setdefault(feature, {})[float(sample_labels["le"])] = float(sample.value)
             elif sample.name == FEATURE_CATEGORY and "category" in sample_labels:
                 categories.setdefault(feature, {})[sample_labels["category"]] = float(sample.value)
-    return FeatureSeries(buckets=buckets, categories=categories)
+            elif sample.name == FEATURE_MISSING:
+                missing[feature] = float(sample.value)
+            elif sample.name == FEATURE_OUT_OF_RANGE and "side" in sample_labels:
+                out_of_range.setdefault(feature, {})[sample_labels["side"]] = float(sample.value)
+            elif sample.name == FEATURE_OFFSET:
+                offset[feature] = float(sample.value)
+            elif sample.name == FEATURE_EXACT and "le" in sample_labels:
+                exact.setdefault(feature, {})[float(sample_labels["le"])] = float(sample.value)
+            elif sample.name == FEATURE_BELOW_VALUE and "le" in sample_labels:
+                below = below_value.setdefault(feature, {})
+                below[float(sample_labels["le"])] = float(sample.value)
+    return FeatureSeries(buckets, categories, missing, out_of_range, offset, exact, below_value)
 
 
 # -- Prometheus -----------------------------------------------------------------------------
@@ -380,8 +415,9 @@ def parse_metrics(text: str, model: str, version: str) -> FeatureSeries:
 
 def feature_queries(
     model: str, version: str, window_seconds: float, extra_labels: Mapping[str, str]
-) -> tuple[str, str]:
-    """The PromQL of the window's bucket and category counts, summed over pods.
+) -> tuple[str, ...]:
+    """The PromQL of the window's bucket, category and missing counts, out-of-range distances,
+    offsets, exact-value and below-value counts, summed over pods, in that order.
 
     Raises :class:`ValueError` for an extra label name Prometheus would refuse.
     """
@@ -394,6 +430,11 @@ def feature_queries(
     return (
         f"sum by (feature, le) (increase({FEATURE_BUCKET}{{{selector}}}[{window}]))",
         f"sum by (feature, category) (increase({FEATURE_CATEGORY}{{{selector}}}[{window}]))",
+        f"sum by (feature) (increase({FEATURE_MISSING}{{{selector}}}[{window}]))",
+        f"sum by (feature, side) (increase({FEATURE_OUT_OF_RANGE}{{{selector}}}[{window}]))",
+        f"sum by (feature) (increase({FEATURE_OFFSET}{{{selector}}}[{window}]))",
+        f"sum by (feature, le) (increase({FEATURE_EXACT}{{{selector}}}[{window}]))",
+        f"sum by (feature, le) (increase({FEATURE_BELOW_VALUE}{{{selector}}}[{window}]))",
     )
 
 
@@ -413,9 +454,10 @@ def query_prometheus(
     """The window's feature counts of ``model`` and ``version`` from the Prometheus HTTP API
     at ``url``; :class:`SourceError` when a query fails."""
     try:
-        bucket_query, category_query = feature_queries(model, version, window_seconds, extra_labels)
+        queries = feature_queries(model, version, window_seconds, extra_labels)
     except ValueError as e:
         raise SourceError(f"spec.source.prometheus.labels: {e}") from None
+    bucket_query, category_query, missing_query, out_of_range_query, offset_query = queries[:5]
     buckets: dict[str, dict[float, float]] = {}
     for metric, value in _instant_query(url, bucket_query, timeout):
         if "feature" in metric and "le" in metric:
@@ -424,7 +466,26 @@ def query_prometheus(
     for metric, value in _instant_query(url, category_query, timeout):
         if "feature" in metric and "category" in metric:
             categories.setdefault(metric["feature"], {})[metric["category"]] = value
-    return FeatureSeries(buckets=buckets, categories=categories)
+    # Servers older than these counters have no such series: the answers are then empty.
+    missing: dict[str, float] = {}
+    for metric, value in _instant_query(url, missing_query, timeout):
+        if "feature" in metric:
+            missing[metric["feature"]] = value
+    out_of_range: dict[str, dict[str, float]] = {}
+    for metric, value in _instant_query(url, out_of_range_query, timeout):
+        if "feature" in metric and "side" in metric:
+            out_of_range.setdefault(metric["feature"], {})[metric["side"]] = value
+    offset: dict[str, float] = {}
+    for metric, value in _instant_query(url, offset_query, timeout):
+        if "feature" in metric:
+            offset[metric["feature"]] = value
+    exact: dict[str, dict[float, float]] = {}
+    below_value: dict[str, dict[float, float]] = {}
+    for query, found in zip(queries[5:], (exact, below_value), strict=True):
+        for metric, value in _instant_query(url, query, timeout):
+            if "feature" in metric and "le" in metric:
+                found.setdefault(metric["feature"], {})[float(metric["le"])] = value
+    return FeatureSeries(buckets, categories, missing, out_of_range, offset, exact, below_value)
 
 
 def _instant_query(base: str, query: str, timeout: float) -> list[tuple[dict[str, str], float]]:

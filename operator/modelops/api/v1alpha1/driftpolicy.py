@@ -183,10 +183,11 @@ class DriftPolicySpec(ApiModel):
     thresholds: Thresholds = Field(default_factory=Thresholds, json_schema_extra={"default": {}})
     """Default thresholds for distances and p-values."""
 
-    correction: Correction = Correction.BONFERRONI
-    """Multiple-testing correction of p-values across features: none, bonferroni (alibi-detect's
-    default; fewest false alarms) or bh (Benjamini-Hochberg; more sensitive). Distances are not
-    corrected."""
+    correction: Correction = Correction.NONE
+    """Multiple-testing correction of p-values across features: none (Evidently's; the default,
+    since the dataset share rule already keeps dataset-level false alarms at zero in the
+    measurements of docs/drift.md), bonferroni (alibi-detect's default; fewest per-feature false
+    alarms, least power) or bh (Benjamini-Hochberg). Distances are not corrected."""
 
     dataset_drift_share: float = Field(default=0.5, gt=0, le=1)
     """The dataset drifts when at least this share of the watched features drift (Evidently's
@@ -238,7 +239,14 @@ class FeatureDrift(ApiModel):
     """The threshold score was compared with."""
 
     drifted: bool
-    """Whether the feature drifted in the last window."""
+    """Whether the feature drifted in the last window: its score passed the threshold, or its
+    share of missing values changed (then missingShare and referenceMissingShare say how)."""
+
+    missing_share: float | None = None
+    """Share of missing values in the window; set when the window or the reference has any."""
+
+    reference_missing_share: float | None = None
+    """Share of missing values in the training data; set with missingShare."""
 
 
 class LastRetrain(ApiModel):

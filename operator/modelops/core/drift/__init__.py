@@ -16,14 +16,18 @@ do. Semantics, formulas and the sources of every default are in ``docs/drift.md`
 """
 
 from modelops.core.drift.binning import bin_counts
+from modelops.core.drift.counters import window_counts
 from modelops.core.drift.evaluate import (
     DEFAULT_MIN_SAMPLES,
+    MISSING_SHARE_MIN_CHANGE,
+    WINDOW_EXTRAS,
     DriftConfig,
     Evaluation,
     FeatureDrift,
     FeatureOverride,
     FeatureReference,
     evaluate,
+    missing_share_drifted,
     parse_reference,
 )
 from modelops.core.drift.hysteresis import Hysteresis
@@ -45,6 +49,8 @@ __all__ = [
     "DEFAULT_DATASET_DRIFT_SHARE",
     "DEFAULT_MIN_SAMPLES",
     "DEFAULT_THRESHOLDS",
+    "MISSING_SHARE_MIN_CHANGE",
+    "WINDOW_EXTRAS",
     "Correction",
     "DriftConfig",
     "Evaluation",
@@ -61,6 +67,8 @@ __all__ = [
     "bin_counts",
     "buckets_from_le",
     "evaluate",
+    "missing_share_drifted",
     "parse_reference",
     "select_method",
+    "window_counts",
 ]

@@ -154,7 +154,11 @@ def bucket_points(edges: npt.ArrayLike) -> Float64Array:
 
 
 def wasserstein(
-    reference: npt.ArrayLike, current: npt.ArrayLike, points: npt.ArrayLike
+    reference: npt.ArrayLike,
+    current: npt.ArrayLike,
+    points: npt.ArrayLike,
+    *,
+    reference_std: float | None = None,
 ) -> Float64Array:
     """Earth mover's distance between the binned distributions, normed by the reference std.
 
@@ -165,6 +169,8 @@ def wasserstein(
     reference standard deviation of the same representative values (population std, as
     ``numpy.std`` in Evidently), floored at :data:`WASSERSTEIN_MIN_STD`. This is Evidently's
     "Wasserstein distance (normed)", with bucket representatives standing in for raw values.
+    ``reference_std``, when given (the trainer records the exact one), replaces the standard
+    deviation of the representatives, which misses the spread inside each bucket.
     """
     ref, cur = _pair(reference, current)
     x = np.broadcast_to(np.asarray(points, dtype=np.float64), ref.shape)
@@ -174,10 +180,78 @@ def wasserstein(
     c = proportions(cur)
     gaps = np.abs(np.cumsum(r, axis=-1) - np.cumsum(c, axis=-1))[..., :-1]
     distance = np.sum(gaps * np.diff(x, axis=-1), axis=-1)
-    mean = np.sum(r * x, axis=-1, keepdims=True)
-    std = np.sqrt(np.sum(r * (x - mean) ** 2, axis=-1))
+    if reference_std is None:
+        mean = np.sum(r * x, axis=-1, keepdims=True)
+        std = np.sqrt(np.sum(r * (x - mean) ** 2, axis=-1))
+    else:
+        std = np.full(distance.shape, reference_std)
     result: Float64Array = distance / np.maximum(std, WASSERSTEIN_MIN_STD)
     return result
+
+
+def wasserstein_between(
+    reference: npt.ArrayLike,
+    reference_points: npt.ArrayLike,
+    current: npt.ArrayLike,
+    current_points: npt.ArrayLike,
+    *,
+    reference_std: float,
+) -> float:
+    """Normed earth mover's distance between two weighted point sets of one feature.
+
+    Like :func:`wasserstein`, but each side has its own points (1-D, one per count): the
+    reference's mass sits at the reference bin means and the window's at its own estimated
+    positions. The distance is the integral of ``|F_r - F_c|`` over the merged, sorted
+    points, divided by ``reference_std`` floored at :data:`WASSERSTEIN_MIN_STD`; it equals
+    ``scipy.stats.wasserstein_distance(xr, xc, r, c) / std``.
+    """
+    r = proportions(np.asarray(reference, dtype=np.float64))
+    c = proportions(np.asarray(current, dtype=np.float64))
+    xr = np.asarray(reference_points, dtype=np.float64)
+    xc = np.asarray(current_points, dtype=np.float64)
+    if not (r.ndim == c.ndim == 1 and r.shape == xr.shape and c.shape == xc.shape):
+        raise ValueError("Each side needs one point per count, as 1-D arrays")
+    points = np.concatenate((xr, xc))
+    order = np.argsort(points, kind="stable")
+    gaps = np.abs(
+        np.cumsum(np.concatenate((r, np.zeros(c.size)))[order])
+        - np.cumsum(np.concatenate((np.zeros(r.size), c))[order])
+    )[:-1]
+    distance = float(np.sum(gaps * np.diff(points[order])))
+    return distance / max(reference_std, WASSERSTEIN_MIN_STD)
+
+
+def ks_between(
+    reference: npt.ArrayLike,
+    reference_points: npt.ArrayLike,
+    current: npt.ArrayLike,
+    current_points: npt.ArrayLike,
+) -> StatTestResult:
+    """Two-sample Kolmogorov-Smirnov test between two weighted point sets of one feature.
+
+    Both empirical CDFs are step functions jumping at their points, so the largest gap is
+    found at one of the merged points (right-continuous values). The p-value is the same
+    asymptotic Kolmogorov tail as :func:`ks`, with the totals of the counts as sample sizes.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    xr = np.asarray(reference_points, dtype=np.float64)
+    xc = np.asarray(current_points, dtype=np.float64)
+    if not (ref.ndim == cur.ndim == 1 and ref.shape == xr.shape and cur.shape == xc.shape):
+        raise ValueError("Each side needs one point per count, as 1-D arrays")
+    points = np.concatenate((xr, xc))
+    order = np.argsort(points, kind="stable")
+    sorted_points = points[order]
+    r = np.cumsum(np.concatenate((proportions(ref), np.zeros(cur.size)))[order])
+    c = np.cumsum(np.concatenate((np.zeros(ref.size), proportions(cur)))[order])
+    # Right-continuous values: the last of a run of equal points carries the CDF there.
+    last = np.append(sorted_points[1:] != sorted_points[:-1], True)
+    statistic = float(np.max(np.abs(r - c)[last], initial=0.0))
+    n, m = float(ref.sum()), float(cur.sum())
+    effective = n * m / (n + m) if n + m > 0 else 0.0
+    return StatTestResult(
+        np.array(statistic), kolmogorov_sf(np.sqrt(effective) * np.float64(statistic))
+    )
 
 
 def chi2(reference: npt.ArrayLike, current: npt.ArrayLike) -> StatTestResult:

@@ -9,7 +9,28 @@ operator's drift detection:
   the same interval as reference count *i* (the buckets differ per series, which the exposition
   format allows and a prometheus-client ``Histogram`` does not);
 * categorical features: ``modelops_server_feature_category_total{model,version,feature,category}``
-  with one series per reference category plus ``__other__`` for values never seen in training.
+  with one series per reference category plus ``__other__`` for values never seen in training;
+* every feature: ``modelops_server_feature_missing_total{model,version,feature}``, the missing
+  values (NaN, or an empty category) — counted here, never in a bucket;
+* numeric features: ``modelops_server_feature_out_of_range_total{model,version,feature,side}``,
+  with ``side="below"`` the summed distance ``edges[0] - v`` of the values in the first bucket
+  and ``side="above"`` the summed ``v - edges[-1]`` of the values in the last one. Those two
+  buckets are beyond the training range (the trainer places the outer edges outside it), and
+  the distances tell the drift evaluation how far out the values are;
+* numeric features with at most as many distinct training values as buckets (the reference's
+  ``distinct`` equals its number of non-empty buckets, whose ``binMeans`` are then those exact
+  values): ``modelops_server_feature_exact_total{model,version,feature,le}``, per bucket the
+  values equal to its training value, and
+  ``modelops_server_feature_below_value_total{model,version,feature,le}``, per bucket the
+  values below it, so a shift to values training never had is seen even when it crosses no
+  edge (the rest of the bucket lies above the value);
+* numeric features: ``modelops_server_feature_offset_total{model,version,feature}``, the summed
+  ``v - edges[0]`` of the values above the first edge, which gives the window's exact mean
+  (a shift too small to move values across an edge still moves it).
+
+Infinite values count in their bucket but add nothing to a distance, the offset or the
+histogram's ``_sum``, so the counters stay finite. All counters only grow, so Prometheus'
+``increase()`` and the operator's windowing treat them like the bucket counters.
 
 Observation is vectorised (one ``searchsorted`` and ``bincount`` per feature and request), because
 calling ``Histogram.observe`` per value would dominate the latency of large batches.
@@ -32,6 +53,11 @@ from modelops.runtimes.server.model import FloatArray, ObjectArray
 OTHER_CATEGORY = "__other__"
 FEATURE_VALUE = "modelops_server_feature_value"
 FEATURE_CATEGORY = "modelops_server_feature_category"
+FEATURE_MISSING = "modelops_server_feature_missing"
+FEATURE_OUT_OF_RANGE = "modelops_server_feature_out_of_range"
+FEATURE_OFFSET = "modelops_server_feature_offset"
+FEATURE_EXACT = "modelops_server_feature_exact"
+FEATURE_BELOW_VALUE = "modelops_server_feature_below_value"
 # Latency buckets around the 10 ms p99 target, with room for slow outliers.
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -101,6 +127,15 @@ class _NumericFeature:
     # counts[i]: values in (edges[i-1], edges[i]]; the last entry counts values > edges[-1].
     counts: npt.NDArray[np.int64]
     total: float = 0.0
+    missing: int = 0
+    below: float = 0.0
+    above: float = 0.0
+    offset: float = 0.0
+    # Exact features only: each bucket's training value (NaN for the empty outer buckets),
+    # and per bucket the count of values equal to it.
+    values: FloatArray | None = None
+    exact: npt.NDArray[np.int64] | None = None
+    below_value: npt.NDArray[np.int64] | None = None
 
 
 @dataclass
@@ -109,6 +144,7 @@ class _CategoricalFeature:
     categories: tuple[str, ...]
     # One count per category, then OTHER_CATEGORY.
     counts: npt.NDArray[np.int64]
+    missing: int = 0
 
 
 class FeatureCollector(Collector):
@@ -139,9 +175,17 @@ class FeatureCollector(Collector):
                 continue
             if isinstance(feature, contract.NumericReference):
                 edges = np.array(feature.bin_edges, dtype=np.float64)
-                numeric[feature.name] = _NumericFeature(
+                state = _NumericFeature(
                     edges=edges, counts=np.zeros(len(edges) + 1, dtype=np.int64)
                 )
+                if _is_exact(feature):
+                    assert feature.bin_means is not None
+                    state.values = np.array(
+                        [np.nan if m is None else m for m in feature.bin_means], dtype=np.float64
+                    )
+                    state.exact = np.zeros(len(edges) + 1, dtype=np.int64)
+                    state.below_value = np.zeros(len(edges) + 1, dtype=np.int64)
+                numeric[feature.name] = state
             else:
                 categories = tuple(feature.categories)
                 categorical[feature.name] = _CategoricalFeature(
@@ -153,31 +197,71 @@ class FeatureCollector(Collector):
             self._numeric, self._categorical = numeric, categorical
 
     def observe(self, columns: Mapping[str, FloatArray | ObjectArray]) -> None:
-        """Add one request's validated feature values to the distributions."""
+        """Add one request's validated feature values to the distributions.
+
+        A NaN numeric value or an empty category is missing: it counts in the feature's
+        missing counter and in no bucket (``searchsorted`` would put NaN past every edge,
+        into ``+Inf``), and adds nothing to the histogram's sum.
+        """
         with self._lock:
             for name, numeric in self._numeric.items():
-                values = columns[name]
+                column = np.asarray(columns[name], dtype=np.float64)
+                missing = np.isnan(column)
+                values = column[~missing] if missing.any() else column
+                numeric.missing += int(column.size - values.size)
                 # side="left" puts a value equal to an edge into that edge's bucket: `le` is <=.
                 buckets = np.searchsorted(numeric.edges, values, side="left")
                 numeric.counts += np.bincount(buckets, minlength=len(numeric.counts))
-                numeric.total += float(np.sum(values))
+                # +inf and -inf together would make the sum NaN, forever.
+                numeric.total += _distance(values)
+                if numeric.edges.size:
+                    numeric.below += _distance(numeric.edges[0] - values[buckets == 0])
+                    last = numeric.edges.size
+                    numeric.above += _distance(values[buckets == last] - numeric.edges[-1])
+                    numeric.offset += _distance(values[buckets > 0] - numeric.edges[0])
+                if (
+                    numeric.values is not None
+                    and numeric.exact is not None
+                    and numeric.below_value is not None
+                ):
+                    # The outer buckets' value is NaN: no comparison holds there.
+                    own = numeric.values[buckets]
+                    size = len(numeric.exact)
+                    numeric.exact += np.bincount(buckets[values == own], minlength=size)
+                    numeric.below_value += np.bincount(buckets[values < own], minlength=size)
             for name, categorical in self._categorical.items():
                 other = len(categorical.categories)
+                texts = columns[name]
                 codes = np.fromiter(
-                    (categorical.index.get(value, other) for value in columns[name]),
+                    (categorical.index.get(value, other) for value in texts),
                     dtype=np.intp,
-                    count=len(columns[name]),
+                    count=len(texts),
                 )
-                categorical.counts += np.bincount(codes, minlength=len(categorical.counts))
+                present = np.fromiter((value != "" for value in texts), bool, count=len(texts))
+                categorical.missing += int(present.size - np.count_nonzero(present))
+                categorical.counts += np.bincount(codes[present], minlength=len(categorical.counts))
 
     def describe(self) -> Iterable[Metric]:
-        """Name the two families up front so the registry can reject a duplicate collector."""
-        return [self._histogram_family(), self._category_family()]
+        """Name the families up front so the registry can reject a duplicate collector."""
+        return [
+            self._histogram_family(),
+            self._category_family(),
+            self._missing_family(),
+            self._out_of_range_family(),
+            self._offset_family(),
+            self._exact_family(),
+            self._below_value_family(),
+        ]
 
     def collect(self) -> Iterable[Metric]:
         """Expose the current counts; buckets are cumulative as the exposition format wants."""
         histograms = self._histogram_family()
         categories = self._category_family()
+        missing = self._missing_family()
+        out_of_range = self._out_of_range_family()
+        offset = self._offset_family()
+        exact = self._exact_family()
+        below_value = self._below_value_family()
         with self._lock:
             for name, numeric in self._numeric.items():
                 cumulative = np.cumsum(numeric.counts).tolist()
@@ -188,11 +272,22 @@ class FeatureCollector(Collector):
                     buckets=list(zip(bounds, cumulative, strict=True)),
                     sum_value=numeric.total,
                 )
+                missing.add_metric([self._model, self._version, name], numeric.missing)
+                out_of_range.add_metric([self._model, self._version, name, "below"], numeric.below)
+                out_of_range.add_metric([self._model, self._version, name, "above"], numeric.above)
+                offset.add_metric([self._model, self._version, name], numeric.offset)
+                if numeric.exact is not None and numeric.below_value is not None:
+                    for bound, at, below in zip(
+                        bounds, numeric.exact.tolist(), numeric.below_value.tolist(), strict=True
+                    ):
+                        exact.add_metric([self._model, self._version, name, bound], at)
+                        below_value.add_metric([self._model, self._version, name, bound], below)
             for name, categorical in self._categorical.items():
                 labels: Sequence[str] = (*categorical.categories, OTHER_CATEGORY)
                 for category, count in zip(labels, categorical.counts.tolist(), strict=True):
                     categories.add_metric([self._model, self._version, name, category], count)
-        return [histograms, categories]
+                missing.add_metric([self._model, self._version, name], categorical.missing)
+        return [histograms, categories, missing, out_of_range, offset, exact, below_value]
 
     @staticmethod
     def _histogram_family() -> HistogramMetricFamily:
@@ -211,3 +306,64 @@ class FeatureCollector(Collector):
             "categories not seen in training.",
             labels=["model", "version", "feature", "category"],
         )
+
+    @staticmethod
+    def _missing_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_MISSING,
+            "Missing values of an input feature (NaN, or an empty category); they are in no "
+            "bucket of the feature's distribution.",
+            labels=["model", "version", "feature"],
+        )
+
+    @staticmethod
+    def _out_of_range_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_OUT_OF_RANGE,
+            "Summed distance of numeric feature values beyond the outer reference bin edges: "
+            "side=below sums first edge minus value over the first bucket, side=above value "
+            "minus last edge over the last bucket.",
+            labels=["model", "version", "feature", "side"],
+        )
+
+    @staticmethod
+    def _offset_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_OFFSET,
+            "Summed value minus first reference bin edge over the numeric feature values above "
+            "that edge; with the other counters it gives the exact mean of the values.",
+            labels=["model", "version", "feature"],
+        )
+
+    @staticmethod
+    def _exact_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_EXACT,
+            "Values of a numeric feature with few distinct training values that equal the "
+            "training value of their bucket (le as in the feature's histogram).",
+            labels=["model", "version", "feature", "le"],
+        )
+
+    @staticmethod
+    def _below_value_family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            FEATURE_BELOW_VALUE,
+            "Values of a numeric feature with few distinct training values that lie below the "
+            "training value of their bucket (le as in the feature's histogram).",
+            labels=["model", "version", "feature", "le"],
+        )
+
+
+def _is_exact(feature: contract.NumericReference) -> bool:
+    """Every non-empty bucket holds one training value, its bin mean (see the module doc)."""
+    non_empty = sum(1 for count in feature.counts if count > 0)
+    return (
+        feature.bin_means is not None
+        and feature.distinct is not None
+        and feature.distinct == non_empty
+    )
+
+
+def _distance(values: FloatArray) -> float:
+    """Sum of the finite values; an infinite value has no usable distance to add."""
+    return float(np.sum(values[np.isfinite(values)]))

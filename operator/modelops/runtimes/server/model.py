@@ -91,6 +91,9 @@ class LinearServedModel:
 
     Numeric features are standardised with ``mean``/``scale`` and categorical features one-hot
     encoded (an unknown category encodes as all zeros); ``logits = X @ weights + bias``.
+    Missing values are imputed the way ``model.json`` specifies: a NaN numeric value encodes
+    as 0 (the training mean, after standardisation) and an empty category as all zeros, so a
+    row with missing values still gets a prediction.
     Classification applies a softmax and outputs the most probable class (``predict``, BYTES)
     and the probabilities (``predict_proba``, ``[N, classes]``); regression outputs the single
     column (``predict``, FP64). All arithmetic is float64. Outputs may be inf or NaN when
@@ -143,7 +146,10 @@ class LinearServedModel:
             numeric = np.column_stack(
                 [batch.columns[name] for name in loaded.numeric_names]
             ).astype(np.float64, copy=False)
-            encoded[:, loaded.numeric_columns] = (numeric - loaded.mean) / loaded.scale
+            standardised = (numeric - loaded.mean) / loaded.scale
+            # A missing (NaN) value encodes as 0, the training mean, as model.json specifies;
+            # the decoder decides whether a request may carry NaN at all.
+            encoded[:, loaded.numeric_columns] = np.where(np.isnan(numeric), 0.0, standardised)
         for name, offset, index in loaded.categorical:
             codes = np.fromiter(
                 (index.get(value, -1) for value in batch.columns[name]),

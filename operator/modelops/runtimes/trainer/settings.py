@@ -36,8 +36,9 @@ class Hyperparameters(BaseModel):
     """Number of gradient-descent steps over the whole training split (classification only)."""
     l2: float = Field(default=0.001, ge=0)
     """L2 penalty: `l2 / 2 * ||weights||^2` is added to the mean training loss (bias exempt)."""
-    bins: int = Field(default=10, ge=1, le=100)
-    """Number of quantile bins of the numeric reference histograms (10 gives deciles)."""
+    bins: int = Field(default=20, ge=1, le=100)
+    """Number of quantile bins of the numeric reference histograms. A feature with at most
+    max(bins, 50) distinct values gets one bucket per value instead (docs/drift.md)."""
 
 
 class TrainerSettings(BaseSettings):
