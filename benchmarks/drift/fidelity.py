@@ -161,6 +161,28 @@ def _content_key(case: cases.Case) -> str:
     return digest.hexdigest()
 
 
+def _bits(verdicts: list[bool]) -> str:
+    return "".join("1" if v else "0" for v in verdicts)
+
+
+def case_record(
+    case: cases.Case, ours: dict[str, Any], evidently: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One case of ``fidelity.json``: per-column verdicts as strings of 0/1 (compact)."""
+    if evidently is not None and "verdicts" in evidently:
+        evidently = {"verdicts": _bits(evidently["verdicts"])}
+    return {
+        "id": case.id,
+        "table": case.table,
+        "kind": case.kind,
+        "level": case.level,
+        "drift": case.drift,
+        "shifted": None if case.shifted is None else _bits(list(case.shifted)),
+        "ours": {config: _bits(result["verdicts"]) for config, result in ours.items()},
+        "evidently": evidently,
+    }
+
+
 def parse_args() -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -201,16 +223,7 @@ def main() -> None:
         "tables": {t.name: list(t.values.shape) for t in tables},
         "configs": {name: rep for name, (rep, _) in CONFIGS.items()},
         "cases": [
-            {
-                "id": case.id,
-                "table": case.table,
-                "kind": case.kind,
-                "level": case.level,
-                "drift": case.drift,
-                "shifted": case.shifted,
-                "ours": our_results[case.id],
-                "evidently": evidently_results.get(case.id),
-            }
+            case_record(case, our_results[case.id], evidently_results.get(case.id))
             for case in all_cases
         ],
     }

@@ -25,18 +25,30 @@ def _rate(hits: int, total: int) -> str:
     return f"{hits / total:.1%} ({hits}/{total})" if total else "-"
 
 
+def _bits(text: str) -> list[bool]:
+    return [c == "1" for c in text]
+
+
+def _ours(case: Mapping[str, Any], config: str) -> list[bool]:
+    return _bits(case["ours"][config])
+
+
+def _shifted(case: Mapping[str, Any]) -> list[bool] | None:
+    return None if case["shifted"] is None else _bits(case["shifted"])
+
+
 def _evidently(case: Mapping[str, Any]) -> list[bool] | None:
     result = case.get("evidently")
     if not result or "verdicts" not in result:
         return None
-    return [bool(v) for v in result["verdicts"]]
+    return _bits(result["verdicts"])
 
 
 def config_summary(cases: Iterable[Mapping[str, Any]], config: str) -> dict[str, Any]:
     """Every rate of one configuration (and Evidently's on the same cases)."""
     counts: dict[str, int] = defaultdict(int)
     for case in cases:
-        ours = case["ours"][config]["verdicts"]
+        ours = _ours(case, config)
         ev = _evidently(case)
         ours_ds = dataset_drift(ours)
         truth = case["drift"]
@@ -46,7 +58,7 @@ def config_summary(cases: Iterable[Mapping[str, Any]], config: str) -> dict[str,
         counts["ours_detect"] += truth and ours_ds
         counts["ours_false"] += (not truth) and ours_ds
         if case["shifted"] is not None:
-            for drifted, shifted in zip(ours, case["shifted"], strict=True):
+            for drifted, shifted in zip(ours, _shifted(case) or [], strict=True):
                 counts["col_shifted" if shifted else "col_clean"] += 1
                 counts["ours_col_hit" if shifted else "ours_col_false"] += drifted
         if ev is None:
@@ -64,7 +76,7 @@ def config_summary(cases: Iterable[Mapping[str, Any]], config: str) -> dict[str,
             counts["miss_vs_ev"] += ev_ds and not ours_ds
             counts["extra_vs_ev"] += ours_ds and not ev_ds
         if case["shifted"] is not None:
-            for drifted, shifted in zip(ev, case["shifted"], strict=True):
+            for drifted, shifted in zip(ev, _shifted(case) or [], strict=True):
                 counts["ev_col_shifted" if shifted else "ev_col_clean"] += 1
                 counts["ev_col_hit" if shifted else "ev_col_false"] += drifted
     return dict(counts)
@@ -153,20 +165,16 @@ def power_table(cases: Sequence[Mapping[str, Any]]) -> list[str]:
     for (kind, level), group in groups.items():
         row = [kind, f"{level:g}", str(len(group))]
         for config in (before, DEFAULT):
-            row.append(
-                _rate(sum(dataset_drift(c["ours"][config]["verdicts"]) for c in group), len(group))
-            )
+            row.append(_rate(sum(dataset_drift(_ours(c, config)) for c in group), len(group)))
         judged = [ev for ev in (_evidently(c) for c in group) if ev is not None]
         row.append(_rate(sum(dataset_drift(ev) for ev in judged), len(judged)))
         for config in (before, DEFAULT, "evidently"):
             hits = total = 0
             for case in group:
-                verdicts = (
-                    _evidently(case) if config == "evidently" else case["ours"][config]["verdicts"]
-                )
+                verdicts = _evidently(case) if config == "evidently" else _ours(case, config)
                 if verdicts is None or case["shifted"] is None:
                     continue
-                wanted = [s for s in case["shifted"]] if case["drift"] else [True] * len(verdicts)
+                wanted = _shifted(case) if case["drift"] else [True] * len(verdicts)
                 for drifted, shifted in zip(verdicts, wanted, strict=True):
                     if shifted:
                         total += 1
@@ -189,7 +197,7 @@ def evidently_wrong(cases: Sequence[Mapping[str, Any]]) -> list[str]:
         if ev is None or dataset_drift(ev) == case["drift"]:
             continue
         table[case["kind"]][0] += 1
-        table[case["kind"]][1] += dataset_drift(case["ours"][DEFAULT]["verdicts"]) == case["drift"]
+        table[case["kind"]][1] += dataset_drift(_ours(case, DEFAULT)) == case["drift"]
     lines = [
         "## Where Evidently is wrong",
         "",
@@ -215,7 +223,7 @@ def disagreements(cases: Sequence[Mapping[str, Any]]) -> list[str]:
         ev = _evidently(case)
         if ev is None:
             continue
-        ours_ds = dataset_drift(case["ours"][DEFAULT]["verdicts"])
+        ours_ds = dataset_drift(_ours(case, DEFAULT))
         ev_ds = dataset_drift(ev)
         if ours_ds == ev_ds:
             continue

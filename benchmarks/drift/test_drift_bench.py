@@ -228,19 +228,7 @@ def test_fidelity_scores_ours_against_the_truth_without_evidently() -> None:
         "seconds": {"total": 1.0, "ours": 1.0, "evidently": 0.0},
         "tables": {t.name: list(t.values.shape) for t in tables},
         "configs": {name: rep for name, (rep, _) in fidelity.CONFIGS.items()},
-        "cases": [
-            {
-                "id": c.id,
-                "table": c.table,
-                "kind": c.kind,
-                "level": c.level,
-                "drift": c.drift,
-                "shifted": c.shifted,
-                "ours": ours[c.id],
-                "evidently": None,
-            }
-            for c in chosen
-        ],
+        "cases": [fidelity.case_record(c, ours[c.id], None) for c in chosen],
     }
     page = fidelity_report.render(document)
     assert page.startswith("# Drift fidelity")
