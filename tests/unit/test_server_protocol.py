@@ -394,16 +394,21 @@ def test_binary_nan_is_decoded_as_nan_and_infinity_is_refused() -> None:
 
 def test_nan_passes_the_decoder_over_http(classifier: ServerSettings) -> None:
     # Whether a model predicts from a missing value is the model's decision; the protocol layer
-    # must hand it over. modelops-linear/v1 has no rule for missing values, so its outputs are
-    # NaN and the data plane names the missing features; a model that imputes answers 200.
+    # must hand it over. modelops-linear/v1 imputes the training mean, so the request succeeds
+    # and the missing value is counted for drift, in no bucket.
     raw = json.dumps(matrix([[math.nan, 6.0]])).encode()
 
     async def scenario(client: Client) -> None:
         response = await client.post(INFER, data=raw)
-        if response.status != 200:
-            assert response.status == 400
-            error = (await response.json())["error"]
-            assert error.startswith("The model cannot predict from missing values: NaN in x1")
+        assert response.status == 200, await response.text()
+        metrics = await (await client.get("/metrics")).text()
+        missing = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("modelops_server_feature_missing_total") and 'feature="x1"' in line
+        ]
+        assert missing, metrics
+        assert float(missing[0].split()[-1]) == 1.0
 
     run(classifier, scenario)
 
