@@ -121,6 +121,21 @@ def resource(api_version: str, kind: str) -> Resource:
         raise ValueError(f"modelops does not work with {kind}.{api_version}") from None
 
 
+def api_client(kubeconfig: str | None, user_agent: str) -> client.ApiClient:
+    """A client for ``kubeconfig``, else ``$KUBECONFIG``/``~/.kube/config``, else the in-cluster
+    service account; ``user_agent`` names the caller in audit logs and API server metrics."""
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    except config.ConfigException:
+        if kubeconfig:
+            raise
+        config.load_incluster_config(client_configuration=configuration)
+    api = client.ApiClient(configuration)
+    api.user_agent = user_agent
+    return api
+
+
 @dataclass(frozen=True)
 class Connection:
     """How to reach and authenticate to the API server (shared with kopf's own client)."""
@@ -155,17 +170,7 @@ class Kube:
     @classmethod
     def connect(cls, kubeconfig: str | None = None) -> Kube:
         """Connect with ``kubeconfig``, else ``$KUBECONFIG``/``~/.kube/config``, else in-cluster."""
-        configuration = client.Configuration()
-        try:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        except config.ConfigException:
-            if kubeconfig:
-                raise
-            config.load_incluster_config(client_configuration=configuration)
-        api = client.ApiClient(configuration)
-        # Audit logs and API server metrics attribute requests by user agent.
-        api.user_agent = f"modelops/{__version__}"
-        return cls(api)
+        return cls(api_client(kubeconfig, f"modelops/{__version__}"))
 
     def connection(self) -> Connection:
         """The server and credentials this client uses (a token is re-read from file by the
@@ -297,25 +302,9 @@ class Kube:
         meta = manifest["metadata"]
         res = resource(manifest["apiVersion"], manifest["kind"])
         if new:
-            try:
-                return self._seen(
-                    self._request(
-                        "POST",
-                        res.path(meta.get("namespace")),
-                        query={"fieldManager": self.field_manager},
-                        body=manifest,
-                    )
-                )
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-            existing = self.get(
-                manifest["apiVersion"],
-                manifest["kind"],
-                meta.get("namespace", ""),
-                meta["name"],
-                live=True,
-            )
+            created, existing = self._post(manifest)
+            if created is not None:
+                return created
             owners = {r.get("uid") for r in meta.get("ownerReferences", [])}
             held = {
                 r.get("uid")
@@ -346,22 +335,9 @@ class Kube:
         :class:`ConflictError` rather than pass someone else's object off as the one created.
         """
         meta = manifest["metadata"]
-        res = resource(manifest["apiVersion"], manifest["kind"])
-        try:
-            query = {"fieldManager": self.field_manager}
-            return self._seen(
-                self._request("POST", res.path(meta.get("namespace")), body=manifest, query=query)
-            ), True
-        except ApiException as e:
-            if e.status != 409:
-                raise
-        existing = self.get(
-            manifest["apiVersion"],
-            manifest["kind"],
-            meta.get("namespace", ""),
-            meta["name"],
-            live=True,
-        )
+        created, existing = self._post(manifest)
+        if created is not None:
+            return created, True
         if existing is None:  # deleted between our POST and GET: let the next reconcile retry
             raise ConflictError(f"{manifest['kind']} {meta['name']} vanished while created")
         owners = {"ownerReferences": meta["ownerReferences"]} if "ownerReferences" in meta else {}
@@ -374,6 +350,31 @@ class Kube:
                 "and was not created by this operator for this owner"
             )
         return existing, False
+
+    def _post(self, manifest: Obj) -> tuple[Obj | None, Obj | None]:
+        """Create ``manifest``: (the created object, None), or when the name is taken (None,
+        the object that holds it, read live; None if it went meanwhile)."""
+        meta = manifest["metadata"]
+        res = resource(manifest["apiVersion"], manifest["kind"])
+        try:
+            created = self._request(
+                "POST",
+                res.path(meta.get("namespace")),
+                query={"fieldManager": self.field_manager},
+                body=manifest,
+            )
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            existing = self.get(
+                manifest["apiVersion"],
+                manifest["kind"],
+                meta.get("namespace", ""),
+                meta["name"],
+                live=True,
+            )
+            return None, existing
+        return self._seen(created), None
 
     def delete(self, ref: ObjectRef) -> bool:
         """Delete an object with background propagation; False when it was already gone."""

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelops import __version__
+from modelops.k8s.client import api_client
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +137,7 @@ def jittered(period: float, rng: Callable[[], float] = random.random) -> float:
 def connect(kubeconfig: str | None = None) -> client.ApiClient:
     """A client of its own for the Lease, so that renewals never queue behind reconciles in a
     shared connection pool (same kubeconfig/in-cluster rules as ``Kube.connect``)."""
-    configuration = client.Configuration()
-    try:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    except config.ConfigException:
-        if kubeconfig:
-            raise
-        config.load_incluster_config(client_configuration=configuration)
-    api = client.ApiClient(configuration)
-    api.user_agent = USER_AGENT
-    return api
+    return api_client(kubeconfig, USER_AGENT)
 
 
 class LeaseLock:
