@@ -49,6 +49,7 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts.
 -include hack/install.mk
 -include benchmarks/serving/bench.mk
 -include benchmarks/drift/bench.mk
+-include benchmarks/operator/bench.mk
 
 ##@ Tests
 

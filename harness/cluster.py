@@ -100,6 +100,9 @@ class LocalCluster:
     kwok_nodes: int = 1
     runner_nodes: int = 1
     detached: bool = False
+    audit_reads: bool = False
+    """Audit reads (get, list, watch) too, not only writes: for benchmarks that count a
+    client's requests; off by default, as every controller's watches would fill the log."""
     ports: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
@@ -122,7 +125,8 @@ class LocalCluster:
 
     @property
     def audit_log(self) -> Path:
-        """JSON lines, one per write request the API server accepted (see ``audit-policy.yaml``)."""
+        """JSON lines, one per write request the API server accepted (see ``audit-policy.yaml``),
+        and per read with ``audit_reads``."""
         return self.log_dir / "audit.log"
 
     @property
@@ -425,9 +429,12 @@ class LocalCluster:
         pki, p = self.pki, self.ports
         policy = self.state_dir / "audit-policy.yaml"
         # Writes only, with the user and user agent: enough to count what the operator writes.
+        verbs = "[create, update, patch, delete, deletecollection]"
+        if self.audit_reads:
+            verbs = "[create, update, patch, delete, deletecollection, get, list, watch]"
         policy.write_text(
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
-            "- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n"
+            f"- level: Metadata\n  verbs: {verbs}\n"
             "- level: None\n"
         )
         self.spawn(
