@@ -111,8 +111,8 @@ class Driver:
                 )
             self.create(name, [model("bench")])
 
-    def create(self, namespace: str, objs: Iterable[dict[str, Any]]) -> None:
-        """Create custom objects as fast as the pool allows."""
+    def create(self, namespace: str, objs: Iterable[dict[str, Any]], rate: float = 0) -> None:
+        """Create custom objects as fast as the pool allows, or ``rate`` per second."""
 
         def one(obj: dict[str, Any]) -> None:
             plural = PLURALS[obj["kind"]]
@@ -121,7 +121,16 @@ class Driver:
             )
 
         with ThreadPoolExecutor(self.threads) as pool:
-            list(pool.map(one, objs))
+            if not rate:
+                list(pool.map(one, objs))
+                return
+            started = time.monotonic()
+            futures = []
+            for i, obj in enumerate(objs):
+                time.sleep(max(0.0, started + i / rate - time.monotonic()))
+                futures.append(pool.submit(one, obj))
+            for future in futures:
+                future.result()
 
     def delete(self, namespace: str, kind: str, names: Iterable[str]) -> None:
         """Delete custom objects (their children go by owner references)."""

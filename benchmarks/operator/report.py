@@ -77,6 +77,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 out["ratios"][key] = {
                     "throughput": [ours[r]["jobs_per_s"] / peer[r]["jobs_per_s"] for r in same],
                     "cpu": [ours[r]["cpu_s"] / peer[r]["cpu_s"] for r in same],
+                    "p50_over_s": [
+                        percentile(ours[r]["latency_s"], 50) - percentile(peer[r]["latency_s"], 50)
+                        for r in same
+                    ],
                 }
     targets = out["targets"]
     if "null" in out["ratios"]:
@@ -196,7 +200,8 @@ def render(results: dict[str, Any]) -> str:
         runs = results["throughput"][0]["runs"]
         lines += [
             "",
-            f"## 1. Throughput and added latency: {runs} TrainingRuns created at once",
+            f"## 1. Throughput and added latency: {runs} TrainingRuns created "
+            + (f"at {cfg['create_rate']:g} per second" if cfg.get("create_rate") else "at once"),
             "",
             "Median (min-max) over rounds. Jobs/s = runs / (last Job seen - first run seen). "
             "Latency = Job seen - its run seen, by the driver's own watches. Requests and CPU "
@@ -226,7 +231,8 @@ def render(results: dict[str, Any]) -> str:
             name = f"modelops vs {key}" if key in ("null", "kopf") else key
             lines.append(
                 f"- {name}: throughput {spread(r['throughput'], '{:.2f}')}, "
-                f"CPU {spread(r['cpu'], '{:.2f}')}"
+                f"CPU {spread(r['cpu'], '{:.2f}')}, "
+                f"p50 latency minus the peer's {spread(r['p50_over_s'], '{:+.2f}')} s"
             )
         lines += ["", "Requests of modelops until the last Job existed (last round):", ""]
         last = [r for r in results["throughput"] if r["contender"] == "modelops"][-1]

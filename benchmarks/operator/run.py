@@ -273,7 +273,9 @@ class Bench:
                 (time.time()),
             )
             names = [f"run-{i:05d}" for i in range(n)]
-            self.driver.create(ns, (driver.training_run(x) for x in names))
+            self.driver.create(
+                ns, (driver.training_run(x) for x in names), rate=self.args.create_rate
+            )
             created = time.time()
             jobs.wait(
                 f"{n} Jobs from {who}",
@@ -693,6 +695,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-sizes", type=int, nargs="+", help="Models per namespace (25 100)")
     parser.add_argument("--soak-seconds", type=float, help="soak duration (1800; quick 120)")
     parser.add_argument("--soak-wave", type=int, help="runs per soak wave (500; quick 100)")
+    parser.add_argument(
+        "--create-rate",
+        type=float,
+        default=0.0,
+        help="create the throughput runs at this many per second (default 0: all at once)",
+    )
     parser.add_argument("--resync-seconds", type=float, default=30.0)
     parser.add_argument("--job-timeout", type=float, default=900.0)
     parser.add_argument("--settle-cap", type=float, default=600.0)
