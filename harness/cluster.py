@@ -461,6 +461,9 @@ class LocalCluster:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",
+                # Reads fill the log fast; a rotation (at 100 MB by default) would move the
+                # requests a benchmark counts by offset into another file.
+                *(["--audit-log-maxsize=1000000"] if self.audit_reads else []),
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=1",
