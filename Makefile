@@ -50,6 +50,7 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts.
 -include benchmarks/serving/bench.mk
 -include benchmarks/drift/bench.mk
 -include tests/clients/kserve.mk
+-include benchmarks/operator/bench.mk
 
 ##@ Tests
 

@@ -107,6 +107,9 @@ class LocalCluster:
     #: Nodes with an upstream kubelet and containerd (``harness.realnode``), ``real-0``…
     real_nodes: int = 0
     detached: bool = False
+    audit_reads: bool = False
+    """Audit reads (get, list, watch) too, not only writes: for benchmarks that count a
+    client's requests; off by default, as every controller's watches would fill the log."""
     ports: dict[str, int] = field(default_factory=dict)
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
     #: The API server's --advertise-address (the ``kubernetes`` Service's endpoint), if set.
@@ -131,7 +134,8 @@ class LocalCluster:
 
     @property
     def audit_log(self) -> Path:
-        """JSON lines, one per write request the API server accepted (see ``audit-policy.yaml``)."""
+        """JSON lines, one per write request the API server accepted (see ``audit-policy.yaml``),
+        and per read with ``audit_reads``."""
         return self.log_dir / "audit.log"
 
     @property
@@ -454,15 +458,17 @@ class LocalCluster:
     def _start_apiserver(self, timeout: float) -> None:
         pki, p = self.pki, self.ports
         policy = self.state_dir / "audit-policy.yaml"
-        # Writes only, with the user and user agent: enough to count what the operator writes.
+        # Writes, with the user and user agent: enough to count what the operator writes.
         # Writes to the four kinds and to Jobs keep their bodies (level Request), so tests can
-        # see what was written (never a spec of ours) and name what a create made.
+        # see what was written (never a spec of ours) and name what a create made. Benchmarks
+        # that count a client's requests audit reads too (audit_reads).
         writes = "verbs: [create, update, patch, delete, deletecollection]"
+        every = "verbs: [create, update, patch, delete, deletecollection, get, list, watch]"
         policy.write_text(
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n"
             f"- level: Request\n  {writes}\n"
             "  resources: [{group: modelops.dev}, {group: batch, resources: [jobs]}]\n"
-            f"- level: Metadata\n  {writes}\n"
+            f"- level: Metadata\n  {every if self.audit_reads else writes}\n"
             "- level: None\n"
         )
         self.spawn(
@@ -489,6 +495,9 @@ class LocalCluster:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",
+                # Reads fill the log fast; a rotation (at 100 MB by default) would move the
+                # requests a benchmark counts by offset into another file.
+                *(["--audit-log-maxsize=1000000"] if self.audit_reads else []),
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=1",
