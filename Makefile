@@ -95,7 +95,7 @@ demo-down: ## Stop everything `make demo` started.
 ##@ Images and real nodes (docs/real-nodes.md; need root; `make images` is under Install)
 
 .PHONY: system-packages
-system-packages: ## Install the Debian packages images and real nodes need (apt-get, only missing ones).
+system-packages: ## Install the Debian packages the tests, images and real nodes need (apt-get, only missing ones).
 	bash hack/system-packages.sh
 
 .PHONY: test-images
