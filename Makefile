@@ -59,7 +59,7 @@ test: install tools kserve-client system-packages real-nodes-tools images ## Run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: install tools kserve-client ## Run the unit tests only (no cluster; the helm, kstatus and promtool tests need `make tools`).
+test-unit: install tools kserve-client base-packages ## Run the unit tests only (no cluster; the helm, kstatus and promtool tests need `make tools`).
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
 
 ##@ Local cluster
@@ -93,6 +93,10 @@ demo-down: ## Stop everything `make demo` started.
 	$(PY) -m harness.demo down --state-dir $(STATE_DIR)
 
 ##@ Images and real nodes (docs/real-nodes.md; need root; `make images` is under Install)
+
+.PHONY: base-packages
+base-packages: ## Install the Debian packages the unit tests need (openssl, util-linux, lua5.4).
+	bash hack/system-packages.sh base
 
 .PHONY: system-packages
 system-packages: ## Install the Debian packages the tests, images and real nodes need (apt-get, only missing ones).
