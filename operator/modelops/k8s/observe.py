@@ -45,9 +45,13 @@ def observe_trainingrun(
     pods: list[Obj] = []
     if job is not None and active:
         selector = {**trainingrun.job_selector(name), labels.MODEL: run.spec.model_ref.name}
-        # The result is read from a finished pod once, and a lagging cache would make a
-        # success look like a run that left no result: a finished Job's pods are read live.
-        pods = kube.list("v1", "Pod", ns, labels=selector, live=_finished(job))
+        pods = kube.list("v1", "Pod", ns, labels=selector)
+        finished = _finished(job)
+        if finished and not any(p.get("status", {}).get("phase") == finished for p in pods):
+            # The result is read from a finished pod, and a lagging cache would make a success
+            # look like a run that left no result: when the cache shows no pod that finished
+            # the way the Job did, the pods are read live.
+            pods = kube.list("v1", "Pod", ns, labels=selector, live=True)
     model, _ = get_model(kube, ns, run.spec.model_ref.name)
     version = None
     if active:
@@ -96,12 +100,18 @@ def observe_model(kube: Kube, model: api.Model, raw: Obj) -> tuple[model_core.Ob
     return observed, _index(raw, *raw_versions, *deployments.values(), *services.values())
 
 
-def _finished(job: Obj) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet")
-        and c.get("status") == "True"
+def _finished(job: Obj) -> str | None:
+    """The pod phase a finished Job's outcome comes from (Succeeded, Failed), or None."""
+    done = {
+        c.get("type")
         for c in job.get("status", {}).get("conditions", [])
-    )
+        if c.get("status") == "True"
+    }
+    if "Complete" in done or "SuccessCriteriaMet" in done:
+        return "Succeeded"
+    if "Failed" in done or "FailureTarget" in done:
+        return "Failed"
+    return None
 
 
 def _owned_by(obj: Obj, owner: api.Model | api.TrainingRun) -> bool:
