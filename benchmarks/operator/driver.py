@@ -158,6 +158,15 @@ class Driver:
         out = self.custom.list_namespaced_custom_object(group, version, namespace, plural)
         return len(out["items"])
 
+    def unfinished_runs(self, namespace: str) -> int:
+        """TrainingRuns whose status does not record a finished phase yet."""
+        out = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingruns")
+        return sum(
+            1
+            for r in out["items"]
+            if (r.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        )
+
     def delete_namespace(self, name: str, timeout: float) -> float:
         """Delete a namespace and wait until it is gone; seconds it took."""
         started = time.monotonic()

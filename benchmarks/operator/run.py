@@ -335,8 +335,24 @@ class Bench:
     def steady(self, ns: str, runs: int) -> dict[str, Any]:
         """modelops restarted on settled objects: the start-up pass, then one periodic resync."""
         resync = self.args.resync_seconds
-        log(f"  steady state: restart, then a resync after {resync:.0f} s")
+        # Nothing may be left to do: every run finished (its pod completed on KWOK and the
+        # status recorded it), then no write for 15 s.
+        started = time.monotonic()
         contender = Contender("modelops", self.cluster, [ns], self.workdir)
+        with running(contender):
+            try:
+                driver.wait(
+                    "every run finished",
+                    lambda: self.driver.unfinished_runs(ns) == 0,
+                    self.args.settle_cap,
+                    5.0,
+                )
+                finished = True
+            except TimeoutError:
+                finished = False
+            self.wait_quiet("modelops", quiet=15, cap=300, since=time.time())
+        settled_s = time.monotonic() - started
+        log(f"  steady state: restart, then a resync after {resync:.0f} s")
         off0 = auditlog.offset(self.audit)
         objects = runs + 1  # the runs and Model bench
         with running(contender, MODELOPS_RESYNC_SECONDS=str(resync)):
@@ -361,6 +377,8 @@ class Bench:
         resync_reqs = self.requests(off1, off2, "modelops")
         return {
             "objects": objects,
+            "all_finished": finished,
+            "settle_s": settled_s,
             "resync_seconds": resync,
             "startup_s": startup_s,
             "startup_reconciles": at1,
@@ -573,6 +591,8 @@ class Bench:
             self.wait_quiet("modelops", quiet=10, cap=300, since=time.time())
             time.sleep(3)
             final = json.loads(probe.read_text())
+            pods = self.driver.core.list_namespaced_pod(ns, _preload_content=False)
+            final["pods_in_api"] = len(json.loads(pods.data)["items"])
         runs.stop()
         jobs.stop()
         self.driver.delete_namespace(ns, 900)
@@ -707,8 +727,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--parts",
         nargs="+",
-        choices=("throughput", "models", "memory", "soak"),
-        default=["throughput", "models", "memory", "soak"],
+        choices=("throughput", "steady", "models", "memory", "soak"),
+        default=["throughput", "steady", "models", "memory", "soak"],
     )
     parser.add_argument(
         "--profile",
@@ -765,12 +785,15 @@ def main(argv: list[str] | None = None) -> None:
             plan = schedule(args)
             last_modelops = max((i for i, (_, w) in enumerate(plan) if w == "modelops"), default=-1)
             try:
+                steady = "steady" in args.parts  # measured on the last modelops round
                 if "throughput" in args.parts:
                     results["throughput"] = []
                     for i, (rnd, who) in enumerate(plan):
                         keep = i == last_modelops and "memory" in args.parts
                         results["throughput"].append(
-                            bench.throughput(rnd, who, keep=keep, steady=i == last_modelops)
+                            bench.throughput(
+                                rnd, who, keep=keep, steady=i == last_modelops and steady
+                            )
                         )
                 if "models" in args.parts:
                     sizes = sorted(args.model_sizes)
