@@ -21,6 +21,13 @@ export CGO_ENABLED=0
 mkdir -p "$OUT"
 
 log() { printf '[build-tools] %s\n' "$*" >&2; }
+reports() { # reports TEXT CMD...: whether CMD's output contains TEXT. Not `CMD | grep -q`:
+  # grep -q exits at the first match and, under pipefail, the SIGPIPE of a CMD still writing
+  # (etcd prints several lines) would read as "not cached" and rebuild, or fail with 141.
+  local text=$1 out; shift
+  out="$("$@" 2>/dev/null)" || return 1
+  [[ "$out" == *"$text"* ]]
+}
 timed() { # timed NAME CMD...: run and print how long it took
   local name=$1 start; shift; start=$(date +%s)
   "$@"; log "$name: done in $(( $(date +%s) - start ))s"
@@ -29,7 +36,7 @@ timed() { # timed NAME CMD...: run and print how long it took
 build_k8s() {
   if [ -x "$OUT/kube-apiserver" ] && [ "$("$OUT/kube-apiserver" --version)" = "Kubernetes v$K8S_VERSION" ] \
     && [ -x "$OUT/kube-controller-manager" ] && [ -x "$OUT/kube-scheduler" ] \
-    && "$OUT/kubectl" version --client 2>/dev/null | grep -q "v$K8S_VERSION"; then
+    && reports "v$K8S_VERSION" "$OUT/kubectl" version --client; then
     log "kubernetes v$K8S_VERSION: cached"; return
   fi
   go_build_k8s kube-apiserver kube-controller-manager kube-scheduler kubectl
@@ -48,7 +55,7 @@ build_kubelet() {
 
 # Cluster DNS of real nodes: CoreDNS from its Go module.
 build_coredns() {
-  if "$OUT/coredns" -version 2>/dev/null | grep -q "CoreDNS-$COREDNS_VERSION"; then
+  if reports "CoreDNS-$COREDNS_VERSION" "$OUT/coredns" -version; then
     log "coredns v$COREDNS_VERSION: cached"; return
   fi
   GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
@@ -88,7 +95,7 @@ go_build_k8s() { # go_build_k8s CMD...: build k8s.io/kubernetes/cmd/CMD at $K8S_
 }
 
 build_etcd() {
-  if "$OUT/etcd" --version 2>/dev/null | grep -q "etcd Version: $ETCD_VERSION"; then
+  if reports "etcd Version: $ETCD_VERSION" "$OUT/etcd" --version; then
     log "etcd v$ETCD_VERSION: cached"; return
   fi
   local work; work="$(mktemp -d)"
@@ -103,7 +110,7 @@ build_etcd() {
 }
 
 build_kwok() {
-  if "$OUT/kwok" --version 2>/dev/null | grep -q "$KWOK_VERSION" && [ -d "$OUT/kwok-stages" ]; then
+  if reports "$KWOK_VERSION" "$OUT/kwok" --version && [ -d "$OUT/kwok-stages" ]; then
     log "kwok v$KWOK_VERSION: cached"; return
   fi
   GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
@@ -120,7 +127,7 @@ build_kwok() {
 }
 
 build_helm() {
-  if "$OUT/helm" version --short 2>/dev/null | grep -q "v$HELM_VERSION"; then
+  if reports "v$HELM_VERSION" "$OUT/helm" version --short; then
     log "helm v$HELM_VERSION: cached"; return
   fi
   # Without these ldflags Helm 3 renders offline (`helm template`, `helm lint`) as if for
