@@ -59,7 +59,7 @@ build_coredns() {
     log "coredns v$COREDNS_VERSION: cached"; return
   fi
   GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
-  "$OUT/coredns" -version | head -1
+  "$OUT/coredns" -version | sed -n 1p
 }
 
 go_build_k8s() { # go_build_k8s CMD...: build k8s.io/kubernetes/cmd/CMD at $K8S_VERSION into $OUT
@@ -106,7 +106,7 @@ build_etcd() {
     go build -mod=mod -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
   )
   rm -rf "$work"
-  "$OUT/etcd" --version | head -1
+  "$OUT/etcd" --version | sed -n 1p
 }
 
 build_kwok() {
@@ -161,7 +161,7 @@ build_promtool() {
     cp -r x/usr/share/prometheus/alertmanager "$OUT/alertmanager-templates"
   )
   rm -rf "$work"
-  "$OUT/promtool" --version 2>&1 | head -1
+  "$OUT/promtool" --version 2>&1 | sed -n 1p
 }
 
 build_kstatus() {

@@ -12,7 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 CACHE="${MODELOPS_IMAGE_CACHE:-$HOME/.cache/modelops/images}"
 SUITE="${DEBIAN_SUITE:-bookworm}"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -1)"
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | sed -n 1p)"
 REGISTRY="${IMAGE_REGISTRY:-ghcr.io/modelops}"
 TARGETS=(operator trainer server)
 # Our own podman settings (crun and systemd cgroups do not work on this kind of host).
