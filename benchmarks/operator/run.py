@@ -287,8 +287,16 @@ class Bench:
             if profiler is not None:
                 record["profile"] = profiler.stop()
             rss, hwm = procfs.memory_mib(contender.pid)
-            off1 = auditlog.offset(self.audit)
-            reqs = self.requests(off0, off1, who)
+            # The watch can show a Job before the API server has written the audit line of the
+            # request that made it: wait (bounded) until every Job's create is in the log.
+            deadline = time.monotonic() + 30
+            while True:
+                off1 = auditlog.offset(self.audit)
+                reqs = self.requests(off0, off1, who)
+                made = auditlog.tally(reqs).get("create jobs", 0)
+                if made >= n or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             first = min(runs.added[x] for x in names)
             last_run = max(runs.added[x] for x in names)
             last_job = max(jobs.added[x] for x in names)
