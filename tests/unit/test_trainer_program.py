@@ -149,6 +149,21 @@ def test_other_failures_exit_1(
     assert json.loads((tmp_path / "termination-log").read_bytes()) == {"error": error}
 
 
+def test_integer_target_without_schema_fails_asking_for_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = tmp_path / "binary.csv"
+    dataset.write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    for name, value in environment(tmp_path, dataset).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(f"{PREFIX}SCHEMA")
+    assert main([]) == 1
+    error = json.loads((tmp_path / "termination-log").read_bytes())["error"]
+    assert error.startswith('cannot infer the task: the target "label"')
+    assert "spec.dataset.schema.task" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_unwritable_termination_log_is_not_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -291,3 +291,53 @@ def test_without_schema_the_last_column_is_the_target(caplog: pytest.LogCaptureF
         ("colour", "categorical"),
         ("y", "numeric"),
     ]
+
+
+def target_column(values: list[str]) -> bytes:
+    """A two-column CSV whose last column, the inferred target, holds `values`."""
+    return ("x,y\n" + "".join(f"{i},{value}\n" for i, value in enumerate(values))).encode()
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [
+        pytest.param(["0", "1"] * 50, "2 distinct whole numbers (0, 1)", id="binary-labels"),
+        pytest.param(
+            [str(v) for v in range(1, 21)] * 3,
+            "20 distinct whole numbers (1, 2, 3, 4, 5, …)",
+            id="twenty-values",
+        ),
+        pytest.param(
+            ["1.0", "2.0", "NA", "3.0", "-1"],
+            "4 distinct whole numbers (-1, 1.0, 2.0, 3.0)",
+            id="written-as-floats",
+        ),
+    ],
+)
+def test_without_schema_a_target_of_few_whole_numbers_is_refused(
+    values: list[str], shown: str
+) -> None:
+    with pytest.raises(SchemaError) as caught:
+        infer_schema(read_csv(target_column(values)))
+    assert caught.value.exit_code == 1
+    assert str(caught.value) == (
+        f'cannot infer the task: the target "y" (the last column, no schema given) holds '
+        f"{shown}, which may be class labels or quantities; declare the task as "
+        '"classification" or "regression" in the schema\'s "task" field '
+        "(TrainingRun spec.dataset.schema.task; MODELOPS_TRAINER_SCHEMA or --schema when "
+        "running the trainer directly)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        pytest.param([str(v) for v in range(21)], "regression", id="21-whole-numbers"),
+        pytest.param(["0", "1", "0.5"], "regression", id="a-fraction"),
+        pytest.param(["01", "1.0", "Setosa"], "classification", id="a-string"),
+        pytest.param(["0", "1", "yes"], "classification", id="integers-and-a-string"),
+        pytest.param(["", "NA"], "regression", id="all-missing-left-to-validation"),
+    ],
+)
+def test_without_schema_other_targets_get_their_task(values: list[str], task: str) -> None:
+    assert infer_schema(read_csv(target_column(values))).task == task

@@ -144,7 +144,8 @@ class DatasetSchema(ApiModel):
     """Name of the column to predict; it must be one of columns."""
 
     task: Task
-    """classification (categorical target) or regression (numeric target)."""
+    """classification (categorical target) or regression (numeric target). Class labels are
+    kept exactly as the data writes them: 0, 01 and 1.0 are three different classes."""
 
     columns: Annotated[list[Column], AfterValidator(unique_by("name"))] = Field(
         min_length=2, max_length=256, json_schema_extra=list_map("name")
@@ -168,7 +169,9 @@ class Dataset(DatasetReference):
 
     data_schema: DatasetSchema | None = Field(default=None, alias="schema")
     """Expected shape of the data. Without it the reference trainer infers a permissive one
-    (the last column is the target) that checks types only."""
+    (the last column is the target) that checks types only, and fails a run whose target holds
+    20 or fewer distinct whole numbers, which may be class labels or quantities: declare
+    schema.task for such data."""
 
 
 class CodeReference(ApiModel):

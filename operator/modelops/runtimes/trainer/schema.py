@@ -28,6 +28,12 @@ logger = logging.getLogger(__name__)
 
 ColumnType = Literal["numeric", "integer", "categorical"]
 
+AMBIGUOUS_TARGET_VALUES = 20
+"""Without a schema, a target of whole numbers with at most this many distinct values is
+refused rather than taken for regression: class labels are often integers (0/1, encoded
+classes, ratings), while a quantity to regress on rarely takes so few values. 20 covers the
+usual label sets (ten digits, a 1-10 scale) with room to spare."""
+
 
 class SchemaError(TrainerError):
     """The schema itself is unusable (as opposed to data that breaks a valid schema)."""
@@ -167,15 +173,20 @@ def load_schema(source: str) -> DatasetSchema:
 
 def infer_schema(table: RawTable) -> DatasetSchema:
     """The schema of data that came without one: the last column is the target, and the task
-    is regression if every present target value is a finite number, classification otherwise
-    (so integer class labels are taken for regression: declare a schema for those).
+    is regression if every present target value is a finite number, classification otherwise.
 
-    No column is declared, so `complete` infers them all and little is checked.
+    A target of whole numbers (`3` or `3.0`) with at most `AMBIGUOUS_TARGET_VALUES` distinct
+    values is refused with `SchemaError`: such a column is as likely class labels as a
+    quantity, and only the user can tell which. No column is declared, so `complete` infers
+    them all and little is checked.
     """
     if len(table.header) < 2:
         raise SchemaError("cannot infer a schema: the dataset needs a target and a feature")
     target = table.header[-1]
-    task: Task = "regression" if _all_numeric(table.column(target)) else "classification"
+    values = table.column(target)
+    task: Task = "regression" if _all_numeric(values) else "classification"
+    if task == "regression":
+        _refuse_ambiguous_target(target, values)
     schema = DatasetSchema(target=target, task=task)
     logger.warning(
         "No schema given: taking the last column %s as the target of a %s task and inferring "
@@ -184,6 +195,27 @@ def infer_schema(table: RawTable) -> DatasetSchema:
         task,
     )
     return schema
+
+
+def _refuse_ambiguous_target(target: str, values: list[str]) -> None:
+    """Raise `SchemaError` if the numeric `values` are few distinct whole numbers."""
+    distinct: dict[float, str] = {}
+    for value in values:
+        if not is_missing(value):
+            distinct.setdefault(float(value), value.strip())
+    if not distinct or len(distinct) > AMBIGUOUS_TARGET_VALUES:
+        return
+    if not all(number.is_integer() for number in distinct):
+        return
+    shown = [distinct[number] for number in sorted(distinct)]
+    listed = ", ".join(shown[:5]) + (", …" if len(shown) > 5 else "")
+    raise SchemaError(
+        f'cannot infer the task: the target "{target}" (the last column, no schema given) '
+        f"holds {len(distinct)} distinct whole numbers ({listed}), which may be class labels "
+        'or quantities; declare the task as "classification" or "regression" in the schema\'s '
+        '"task" field (TrainingRun spec.dataset.schema.task; MODELOPS_TRAINER_SCHEMA or '
+        "--schema when running the trainer directly)"
+    )
 
 
 def complete(schema: DatasetSchema, table: RawTable) -> DatasetSchema:

@@ -63,7 +63,8 @@ class TrainerSettings(BaseSettings):
     dataset_schema: str | None = Field(default=None, validation_alias="MODELOPS_TRAINER_SCHEMA")
     """The dataset schema, as a JSON document or the path of a JSON file
     (variable `MODELOPS_TRAINER_SCHEMA`). Without one a permissive schema is inferred from the
-    data, which validates almost nothing."""
+    data, which validates almost nothing; a target of 20 or fewer distinct whole numbers then
+    fails the run until the schema declares its task."""
     output_dir: Path
     """Directory the artifact is written to; created if missing. Required."""
     output_uri: str | None = None
