@@ -294,11 +294,18 @@ def test_schema_accepts(good: str) -> None:
     assert out.returncode == 0, out.stderr
 
 
-def test_resources_reach_the_operator_container() -> None:
-    objs = render_chart(sets=("resources.requests.cpu=0.5", "resources.limits.memory=1Gi"))
-    (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+def test_resources_reach_the_operator_container(tmp_path: Path) -> None:
+    # A values file, so that 0.5 is a YAML number (--set would make it a string).
+    values = tmp_path / "values.yaml"
+    values.write_text("resources:\n  requests: {cpu: 0.5}\n  limits: {memory: 1Gi}\n")
+    (container,) = one(render_chart(values), "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
     assert container["resources"]["requests"]["cpu"] == 0.5
     assert container["resources"]["limits"]["memory"] == "1Gi"
+    values.write_text("resources:\n  requests: {cpu: -0.5}\n")
+    out = run_helm("template", RELEASE, str(CHART), "--values", str(values), check=False)
+    assert "values don't meet the specifications of the schema" in out.stderr
 
 
 def test_metrics_and_health_need_different_ports() -> None:
