@@ -210,17 +210,21 @@ def test_it_creates_only_what_carries_its_labels(cluster: Cluster, policy: None,
 
 @pytest.mark.parametrize("kind", ["deployment", "service"])
 def test_it_deletes_only_its_own_children(cluster: Cluster, policy: None, kind: str) -> None:
-    apply(cluster, workload(kind, "doomed", OURS))
-    foreign = as_operator(cluster, "delete", kind, "payments", "--wait=false")
+    apply(cluster, workload(kind, "doomed", OURS), workload(kind, "ledger", {"app": "ledger"}))
+    foreign = as_operator(cluster, "delete", kind, "ledger", "--wait=false")
     assert refused_by_the_policy(foreign), foreign.stderr
-    assert get(cluster, kind, "payments", "-n", NS) is not None
+    assert get(cluster, kind, "ledger", "-n", NS) is not None
     ours = as_operator(cluster, "delete", kind, "doomed", "--wait=false")
     assert ours.returncode == 0, ours.stderr
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_other_users_are_not_restricted(cluster: Cluster, policy: None, kind: str) -> None:
+    apply(cluster, workload(kind, "audit", {"app": "audit"}))
     out = cluster.kubectl(
-        "annotate", kind, "payments", "-n", NS, "--overwrite", "reviewed=yes", check=False
+        "annotate", kind, "audit", "-n", NS, "--overwrite", "reviewed=yes", check=False
     )
     assert out.returncode == 0, out.stderr
+    live = get(cluster, kind, "audit", "-n", NS)
+    assert live is not None
+    assert live["metadata"]["annotations"]["reviewed"] == "yes"
