@@ -298,9 +298,7 @@ def test_resources_reach_the_operator_container(tmp_path: Path) -> None:
     # A values file, so that 0.5 is a YAML number (--set would make it a string).
     values = tmp_path / "values.yaml"
     values.write_text("resources:\n  requests: {cpu: 0.5}\n  limits: {memory: 1Gi}\n")
-    (container,) = one(render_chart(values), "Deployment")["spec"]["template"]["spec"][
-        "containers"
-    ]
+    (container,) = one(render_chart(values), "Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["resources"]["requests"]["cpu"] == 0.5
     assert container["resources"]["limits"]["memory"] == "1Gi"
     values.write_text("resources:\n  requests: {cpu: -0.5}\n")
