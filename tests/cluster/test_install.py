@@ -16,7 +16,8 @@ it serves. The Helm install runs the whole one: train → serve (promoted by a g
 (shifted traffic from ``harness.traffic`` to the serving pods, judged by a DriftPolicy) →
 retrain (one TrainingRun from the Model's ``spec.training``) → the new version serves → the
 first one retires (``retention.keepLast: 0``). All of it is done by that pod; the audit log
-shows the writes were made as the ServiceAccount, none refused, and ``kubectl auth can-i
+shows the writes were made as the ServiceAccount, none refused (not by RBAC, nor by the
+admission policy that limits them to the operator's own children), and ``kubectl auth can-i
 --list`` shows what it may do: no wildcard, no Secrets.
 
 The local runner shares the host's network, so the operator's ports are free ports here (the
@@ -461,6 +462,9 @@ def assert_acted_as_its_service_account(
     assert expected <= done, sorted(expected - done, key=str)
     denied = [e for e in events if e["responseStatus"]["code"] == 403]
     assert not denied, denied
+    # All of it under the policy that limits the operator's writes to its own children
+    # (docs/security.md): were any of its writes outside it, one would have been refused above.
+    assert get(cluster, "validatingadmissionpolicybinding", "modelops-operator-writes")
     # Reads are not audited: an RBAC denial of one would show in the operator's log (kopf's
     # watches included) as the API server's message.
     # The message may be quoted inside a JSON body: User \"system:serviceaccount:…\" cannot.

@@ -217,27 +217,11 @@ def test_helm_copy_is_the_crd_behind_the_chart_switches(kind):
     lines = template.splitlines()
     assert lines[0] == "{{- if .Values.crds.enabled }}"
     assert lines[-1] == "{{- end }}"
-    assert "    {{- if .Values.crds.keep }}\n    helm.sh/resource-policy: keep\n" in template
-    for keep in (True, False):
-        rendered = render_helm_crd(template, keep=keep)
-        annotations = rendered["metadata"].pop("annotations")
-        assert annotations == ({"helm.sh/resource-policy": "keep"} if keep else None)
-        assert rendered == CRDS[kind]
-    assert render_helm_crd(template, enabled=False) is None
-
-
-def render_helm_crd(template: str, *, enabled: bool = True, keep: bool = True) -> Any:
-    """Evaluate the two guards the way Helm does (``{{-`` trims whitespace to its left)."""
-    text = template.replace("{{- if .Values.crds.enabled }}", "<<enabled>>")
-    text = text.replace("\n    {{- if .Values.crds.keep }}", "<<keep>>")
-    text = text.replace("\n    {{- end }}", "<</keep>>").replace("\n{{- end }}", "<</enabled>>")
-    head, _, rest = text.partition("<<enabled>>")
-    body, _, _ = rest.partition("<</enabled>>")
-    before, _, rest = body.partition("<<keep>>")
-    kept, _, after = rest.partition("<</keep>>")
-    body = before + (kept if keep else "") + after
+    # The annotations come from the chart's helper (tests/unit/test_helm.py renders them).
+    assert "  annotations:\n" + crdgen.HELM_CRD_ANNOTATIONS in template
+    body = "\n".join(lines[1:-1]).replace("  annotations:\n" + crdgen.HELM_CRD_ANNOTATIONS, "")
     assert "{{" not in body
-    return yaml.safe_load(head + body) if enabled else yaml.safe_load(head)
+    assert yaml.safe_load(body) == CRDS[kind]
 
 
 def test_check_mode_reports_stale_and_unexpected_files(tmp_path, capsys):

@@ -8,6 +8,7 @@ same admission policies. Labels differ (each tool stamps its own) and are not co
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,89 @@ def test_same_crds_as_the_chart(default: list[Obj], chart: list[Obj]) -> None:
     ours = {o["metadata"]["name"]: o["spec"] for o in find(default, "CustomResourceDefinition")}
     theirs = {o["metadata"]["name"]: o["spec"] for o in find(chart, "CustomResourceDefinition")}
     assert ours == theirs
+
+
+# -- the namespaced variant -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def namespaced() -> list[Obj]:
+    return kustomize(MANIFESTS / "namespaced")
+
+
+@pytest.fixture(scope="module")
+def namespaced_chart() -> list[Obj]:
+    return render_chart(sets=("watch.allNamespaces=false",), show_tests=False)
+
+
+def test_namespaced_variant_is_the_charts_namespaced_mode(
+    namespaced: list[Obj], namespaced_chart: list[Obj]
+) -> None:
+    ours = {identity(o) for o in namespaced if o["kind"] != "Namespace"}
+    assert ours == {identity(o) for o in namespaced_chart}
+    for kind in ("Role", "RoleBinding", "ClusterRole"):
+        theirs = {o["metadata"]["name"]: o for o in find(namespaced_chart, kind)}
+        for obj in find(namespaced, kind):
+            for key in ("rules", "roleRef", "subjects"):
+                assert obj.get(key) == theirs[obj["metadata"]["name"]].get(key), (kind, key)
+    assert (
+        one(namespaced, "Deployment", "modelops")["spec"]["template"]["spec"]
+        == one(namespaced_chart, "Deployment", "modelops")["spec"]["template"]["spec"]
+    )
+
+
+def test_namespaced_variant_grants_the_operator_nothing_cluster_wide(
+    namespaced: list[Obj], default: list[Obj]
+) -> None:
+    assert not find(namespaced, "ClusterRoleBinding")
+    # The ClusterRoles left are the roles for people, which the operator is not bound to.
+    assert {o["metadata"]["name"] for o in find(namespaced, "ClusterRole")} == {
+        "modelops-view",
+        "modelops-edit",
+    }
+    role = one(namespaced, "Role", "modelops")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == one(default, "ClusterRole", "modelops")["rules"]
+    (container,) = one(namespaced, "Deployment", "modelops")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["args"][0] == f"--namespace={NAMESPACE}"
+    assert "--all-namespaces" not in container["args"]
+
+
+def test_namespaced_variant_can_watch_another_namespace(tmp_path: Path) -> None:
+    """The overlay manifests/namespaced/kustomization.yaml and docs/install.md show."""
+    base = os.path.relpath(MANIFESTS / "namespaced", tmp_path)
+    replace = '[{{"op": "replace", "path": "{}", "value": "{}"}}]'
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": [base],
+                "patches": [
+                    {
+                        "target": {"kind": "Role", "name": "modelops"},
+                        "patch": replace.format("/metadata/namespace", "ml"),
+                    },
+                    {
+                        "target": {"kind": "RoleBinding", "name": "modelops"},
+                        "patch": replace.format("/metadata/namespace", "ml"),
+                    },
+                    {
+                        "target": {"kind": "Deployment", "name": "modelops"},
+                        "patch": replace.format(
+                            "/spec/template/spec/containers/0/args/0", "--namespace=ml"
+                        ),
+                    },
+                ],
+            }
+        )
+    )
+    objs = kustomize(tmp_path)
+    assert one(objs, "Role", "modelops")["metadata"]["namespace"] == "ml"
+    binding = one(objs, "RoleBinding", "modelops")
+    assert binding["metadata"]["namespace"] == "ml"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "modelops", "namespace": NAMESPACE}
+    ]
+    (container,) = one(objs, "Deployment", "modelops")["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "--namespace=ml"

@@ -136,3 +136,26 @@ namespaces it is given, and kopf watches nothing (its cluster scanning is disabl
   resources: ["events"]
   verbs: ["get", "create", "patch"]
 {{- end }}
+
+{{/*
+modelops.crdAnnotations are the annotations of the chart's CRDs, which keep them (and so every
+Model, ModelVersion, TrainingRun and DriftPolicy) from being deleted as a side effect:
+crds.keep for `helm uninstall`, crds.preventPrune for Argo CD and Flux pruning, then
+crds.annotations. Included by the generated templates/crds/*.yaml.
+*/}}
+{{- define "modelops.crdAnnotations" -}}
+{{- $annotations := dict }}
+{{- if .Values.crds.keep }}
+{{- $_ := set $annotations "helm.sh/resource-policy" "keep" }}
+{{- end }}
+{{- if .Values.crds.preventPrune }}
+{{- $_ := set $annotations "argocd.argoproj.io/sync-options" "Prune=false,Delete=false" }}
+{{- $_ := set $annotations "kustomize.toolkit.fluxcd.io/prune" "disabled" }}
+{{- end }}
+{{- with .Values.crds.annotations }}
+{{- $annotations = merge (deepCopy .) $annotations }}
+{{- end }}
+{{- if $annotations }}
+{{- toYaml $annotations }}
+{{- end }}
+{{- end }}

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -264,19 +264,18 @@ def _dump(document: Any) -> str:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
 
 
+HELM_CRD_ANNOTATIONS: Final = '    {{- include "modelops.crdAnnotations" . | nindent 4 }}\n'
+"""The line of a chart CRD that renders its annotations (helm/modelops/templates/_helpers.tpl):
+kept on uninstall with crds.keep, never pruned by Argo CD or Flux with crds.preventPrune."""
+
+
 def _helm_template(info: KindInfo, body: str) -> str:
-    """Wrap a CRD's YAML for the chart: rendered only with crds.enabled, kept on uninstall
-    with crds.keep (deleting a CRD deletes every object of its kind)."""
+    """Wrap a CRD's YAML for the chart: rendered only with crds.enabled, with the annotations
+    that keep it from being deleted (deleting a CRD deletes every object of its kind)."""
     if "{{" in body:
         raise ValueError(f"{info.kind}: '{{{{' in the CRD would be read as a Helm template")
     plain_metadata = f"metadata:\n  name: {info.crd_name}\n"
-    helm_metadata = (
-        f"metadata:\n  name: {info.crd_name}\n"
-        "  annotations:\n"
-        "    {{- if .Values.crds.keep }}\n"
-        "    helm.sh/resource-policy: keep\n"
-        "    {{- end }}\n"
-    )
+    helm_metadata = f"metadata:\n  name: {info.crd_name}\n  annotations:\n{HELM_CRD_ANNOTATIONS}"
     if plain_metadata not in body:
         raise ValueError(f"{info.kind}: unexpected CRD metadata layout")
     body = body.replace(plain_metadata, helm_metadata, 1)
