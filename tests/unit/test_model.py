@@ -491,6 +491,25 @@ def test_a_retried_retirement_appends_no_second_history_entry() -> None:
     assert model_status(retry)["history"] == history
     assert version_phases(retry)["iris-v1"] == "Retired"  # the version write is redone
     assert {m.target.name for m in retry.metadata} == {"iris-v1"}
+    # ... and announces nothing again: the first decision's Event and CloudEvent are recorded
+    # with it (a fresh announcement would carry a new id, and sinks would see it twice).
+    assert [e.reason for e in first.events] == ["Retired"]
+    assert retry.events == ()
+    assert retry.notifications == ()
+
+
+def test_a_retired_version_without_its_label_gets_it() -> None:
+    """Found by the serving crash test: a crash between the Retired phase (status) and the
+    label (metadata) left a version that admission would still let serve: no later reconcile
+    retired it again, so the label was never written."""
+    model = make_model({"version": "v3"}, {"productionVersion": "v3"}, {"keepLast": 0})
+    versions = [mv("v1", 30, phase="Retired"), mv("v3", 10, phase="Serving")]
+    deps = {"v3": deployment("v3", 1, available_for=900)}
+    plan = model_core.reconcile(model, observed(versions, deps), now=NOW)
+    assert [(m.target.name, m.labels) for m in plan.metadata] == [
+        ("iris-v1", {"modelops.dev/retired": "true"})
+    ]
+    assert plan.events == ()
 
 
 # -- governance: the data behind what serves, who approved a promotion -----------------------

@@ -177,12 +177,24 @@ def reconcile(
             reason=reason,
             generation=model.metadata.generation,
         )
-        if version not in recorded:  # a retry after a half-done retirement appends nothing
+        # A retry after a half-done retirement (the Model's status written, the version's not)
+        # appends nothing and announces nothing again: the first decision's announcements are
+        # already recorded with it, under their own ids.
+        if version not in recorded:
             history.append(entry)
-        events.append(EventSpec("Normal", "Retired", f"Retired version {version}: {reason}"))
-        notifications.append(_notify(model, entry))
+            events.append(EventSpec("Normal", "Retired", f"Retired version {version}: {reason}"))
+            notifications.append(_notify(model, entry))
         metadata.append(MetadataPatch(_ref(by_version[version]), {labels.RETIRED: "true"}))
     retired_now = dict(retiring)
+    for version, mv in by_version.items():
+        # The phase and the label are two writes: a crash between them leaves a Retired version
+        # whose label (what admission refuses to serve) is still missing. Redone until it holds.
+        if (
+            version not in retired_now
+            and mv.status.phase is VersionPhase.RETIRED
+            and (mv.metadata.labels or {}).get(labels.RETIRED) != "true"
+        ):
+            metadata.append(MetadataPatch(_ref(mv), {labels.RETIRED: "true"}))
     for version, mv in by_version.items():
         patch = _version_status(mv, rollout, retired_now.get(version), now)
         if patch is not None:
