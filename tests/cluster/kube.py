@@ -7,17 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
-from harness.cluster import REPO, free_port
+from harness.cluster import REPO, LocalCluster, free_port
 
 
 class Cluster(Protocol):
@@ -314,3 +316,57 @@ def operator_writes(audit_log: Path, since: float) -> list[dict[str, Any]]:
         if when >= since:
             out.append(event)
     return out
+
+
+class Sink:
+    """A CloudEvents sink: a local HTTP server that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        received = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(202)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def audited(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str) -> int:
+    """Successful ``verb`` requests on ``resource``/``name`` in ``ns``, from the audit log."""
+    count = 0
+    for line in cluster.audit_log.read_text().splitlines():
+        e = json.loads(line)
+        ref = e.get("objectRef", {})
+        created = (e.get("requestObject") or {}).get("metadata", {}).get("name")
+        if (
+            e["verb"] == verb
+            and ref.get("resource") == resource
+            and ref.get("namespace") == ns
+            and not ref.get("subresource")
+            and name in (ref.get("name"), created)
+            and e.get("responseStatus", {}).get("code", 0) < 300
+        ):
+            count += 1
+    return count
+
+
+def events_of(cluster: LocalCluster, ns: str, name: str) -> list[dict[str, Any]]:
+    """The Events about ``name`` in ``ns``."""
+    out = cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    ).stdout
+    return json.loads(out)["items"]  # type: ignore[no-any-return]

@@ -27,7 +27,9 @@ from modelops.k8s.client import CRASH_AFTER_WRITES, CRASH_EXIT_CODE
 from tests.cluster.kube import (
     Operator,
     apply,
+    audited,
     condition,
+    events_of,
     get,
     operator_writes,
     prepare_namespace,
@@ -82,11 +84,11 @@ def _settled(run: dict[str, Any]) -> bool:
 
 def _audited(cluster: LocalCluster, verb: str, resource: str, name: str) -> int:
     """Successful ``verb`` requests on ``resource``/``name`` in the test namespace."""
-    return _audited_in(cluster, NS, verb, resource, name)
+    return audited(cluster, NS, verb, resource, name)
 
 
 def _events(cluster: LocalCluster, name: str) -> list[dict[str, Any]]:
-    return _events_in(cluster, NS, name)
+    return events_of(cluster, NS, name)
 
 
 def test_a_crash_after_every_write_loses_and_doubles_nothing(
@@ -234,9 +236,9 @@ def test_random_kills_and_an_api_server_restart(
         print(op.log.read_text()[-4000:])
     print(f"{kills} kills")
     for name in names:
-        assert _audited_in(cluster, ns, "create", "jobs", name) == 1, name
-        assert _audited_in(cluster, ns, "create", "modelversions", f"iris-{name}") == 1, name
-        reasons = [e["reason"] for e in _events_in(cluster, ns, name)]
+        assert audited(cluster, ns, "create", "jobs", name) == 1, name
+        assert audited(cluster, ns, "create", "modelversions", f"iris-{name}") == 1, name
+        reasons = [e["reason"] for e in events_of(cluster, ns, name)]
         for reason in ("JobCreated", "Registered", "Succeeded"):
             assert reasons.count(reason) == 1, (name, reasons)
     history = model["status"]["history"]
@@ -245,28 +247,3 @@ def test_random_kills_and_an_api_server_restart(
     versions = json.loads(cluster.kubectl("get", "modelversions", "-n", ns, "-o", "json").stdout)
     phases = sorted(v["status"].get("phase", "") for v in versions["items"])
     assert phases.count("Retired") == CHAOS_RUNS - 2, phases
-
-
-def _audited_in(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str) -> int:
-    count = 0
-    for line in cluster.audit_log.read_text().splitlines():
-        e = json.loads(line)
-        ref = e.get("objectRef", {})
-        created = (e.get("requestObject") or {}).get("metadata", {}).get("name")
-        if (
-            e["verb"] == verb
-            and ref.get("resource") == resource
-            and ref.get("namespace") == ns
-            and not ref.get("subresource")
-            and name in (ref.get("name"), created)
-            and e.get("responseStatus", {}).get("code", 0) < 300
-        ):
-            count += 1
-    return count
-
-
-def _events_in(cluster: LocalCluster, ns: str, name: str) -> list[dict[str, Any]]:
-    out = cluster.kubectl(
-        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json"
-    ).stdout
-    return json.loads(out)["items"]  # type: ignore[no-any-return]

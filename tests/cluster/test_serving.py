@@ -6,11 +6,9 @@ from __future__ import annotations
 import functools
 import json
 import operator
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from harness.cluster import LocalCluster
 from tests.cluster.kube import (
     Operator,
+    Sink,
     apply,
     artifacts_root,
     condition,
@@ -35,33 +34,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 NS = "serving"
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [4.6, 3.1, 1.5, 0.2]]
-
-
-class Sink:
-    """A CloudEvents sink: a local HTTP server that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        received = self.events
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(202)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def seeded_run(name: str, seed: int) -> dict[str, Any]:
