@@ -46,6 +46,9 @@ LOCAL_ONLY = (
     "tests/cluster/test_gitops.py",
     "tests/cluster/test_leader.py",
     "tests/cluster/test_governance.py",
+    "tests/cluster/test_faults.py",
+    "tests/cluster/test_faults_serving.py",
+    "tests/cluster/test_scale.py",
 )
 
 
