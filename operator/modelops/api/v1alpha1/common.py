@@ -151,7 +151,8 @@ class DatasetSchema(ApiModel):
         min_length=2, max_length=256, json_schema_extra=list_map("name")
     )
     """The target and the features, in order. Columns of the data not listed here are
-    ignored."""
+    features too, with a type inferred from the data (numeric if every present value is a
+    number, categorical otherwise) and missing values allowed."""
 
     min_rows: int = Field(default=1, ge=1, le=1_000_000_000)
     """Smallest number of data rows the dataset must have."""
