@@ -370,3 +370,8 @@ def events_of(cluster: LocalCluster, ns: str, name: str) -> list[dict[str, Any]]
         "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json"
     ).stdout
     return json.loads(out)["items"]  # type: ignore[no-any-return]
+
+
+CRASH_TEST_ARGS = ["--lease-duration=6", "--renew-deadline=4", "--retry-period=0.5"]
+"""Operator flags of the fault suites: a short lease, so that a restarted operator (or one
+that lost its API server) leads again within seconds."""

@@ -25,6 +25,7 @@ import pytest
 from harness.cluster import LocalCluster
 from modelops.k8s.client import CRASH_AFTER_WRITES, CRASH_EXIT_CODE
 from tests.cluster.kube import (
+    CRASH_TEST_ARGS,
     Operator,
     apply,
     audited,
@@ -45,7 +46,6 @@ MAX_WRITES = 40
 # The same identity after each restart (as a restarted container keeps its pod name), so a new
 # process takes its own Lease back at once; a short lease for the API server restart.
 CHAOS_ENV = {"MODELOPS_POD_NAME": "faults-operator"}
-CHAOS_ARGS = ["--lease-duration=6", "--renew-deadline=4", "--retry-period=0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def op(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
         cluster.kubeconfig,
         tmp_path_factory.mktemp("op") / "operator.log",
         NS,
-        args=CHAOS_ARGS,
+        args=CRASH_TEST_ARGS,
         env=CHAOS_ENV,
     )
     try:
@@ -194,7 +194,7 @@ def test_random_kills_and_an_api_server_restart(
         cluster.kubeconfig,
         tmp_path_factory.mktemp("chaos") / "operator.log",
         ns,
-        args=CHAOS_ARGS,
+        args=CRASH_TEST_ARGS,
         env=CHAOS_ENV,
     )
     rng = random.Random(20261203)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ import pytest
 from harness.cluster import LocalCluster
 from modelops.k8s.client import CRASH_AFTER_WRITES, CRASH_EXIT_CODE
 from tests.cluster.kube import (
+    CRASH_TEST_ARGS,
     Operator,
     Sink,
     apply,
@@ -52,15 +53,7 @@ MAX_WRITES = 80
 # The same identity after each restart (as a restarted container keeps its pod name), so a new
 # process takes its own Lease back at once.
 CHAOS_ENV = {"MODELOPS_POD_NAME": "faults-serving-operator"}
-CHAOS_ARGS = ["--lease-duration=6", "--renew-deadline=4", "--retry-period=0.5"]
 STEP_TIMEOUT = 180.0
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +267,7 @@ def test_a_crash_after_every_serving_write_loses_and_doubles_nothing(
         cluster.kubeconfig,
         tmp_path_factory.mktemp("op") / "operator.log",
         NS,
-        args=CHAOS_ARGS,
+        args=CRASH_TEST_ARGS,
         env=CHAOS_ENV,
     )
     crashed_at: list[int] = []

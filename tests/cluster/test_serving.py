@@ -41,13 +41,6 @@ def seeded_run(name: str, seed: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
 def env(
     cluster: LocalCluster, sink: Sink, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
