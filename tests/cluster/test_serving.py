@@ -226,12 +226,17 @@ def test_tampered_version_never_ready_and_is_rolled_back(
     m = wait(
         cluster,
         ["model", "iris", "-n", NS],
-        lambda m: any(
-            h["kind"] == "RolledBack" and h.get("from") == "3"
-            for h in m.get("status", {}).get("history") or []
+        # The Event is sent after the status that records the rollback (and its announcement):
+        # wait until the announcement is settled, not only recorded.
+        lambda m: (
+            any(
+                h["kind"] == "RolledBack" and h.get("from") == "3"
+                for h in m.get("status", {}).get("history") or []
+            )
+            and not m["status"].get("announcements")
         ),
         timeout=180,
-        what="rollback of version 3",
+        what="rollback of version 3, announced",
     )
     status = m["status"]
     assert status["productionVersion"] == "2"
