@@ -184,18 +184,14 @@ def reconcile(
             history.append(entry)
             events.append(EventSpec("Normal", "Retired", f"Retired version {version}: {reason}"))
             notifications.append(_notify(model, entry))
-        metadata.append(MetadataPatch(_ref(by_version[version]), {labels.RETIRED: "true"}))
     retired_now = dict(retiring)
     for version, mv in by_version.items():
-        # The phase and the label are two writes: a crash between them leaves a Retired version
-        # whose label (what admission refuses to serve) is still missing. Redone until it holds.
-        if (
-            version not in retired_now
-            and mv.status.phase is VersionPhase.RETIRED
-            and (mv.metadata.labels or {}).get(labels.RETIRED) != "true"
-        ):
+        # A version retired now, or before, carries the label admission refuses to serve. The
+        # phase and the label are two writes: after a crash between them the label is redone
+        # here, whatever else this reconcile decides.
+        retired = version in retired_now or mv.status.phase is VersionPhase.RETIRED
+        if retired and (mv.metadata.labels or {}).get(labels.RETIRED) != "true":
             metadata.append(MetadataPatch(_ref(mv), {labels.RETIRED: "true"}))
-    for version, mv in by_version.items():
         patch = _version_status(mv, rollout, retired_now.get(version), now)
         if patch is not None:
             version_status.append(patch)
