@@ -276,6 +276,30 @@ def training_run(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def model_version(
+    model: str, version: str, artifact: dict[str, Any] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A ModelVersion ``<model>-<version>``; without ``artifact``, a linear model's on the
+    ``models`` claim with a digest of zeros (for tests that never serve it). ``spec`` adds
+    fields, e.g. ``metrics``."""
+    return {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": f"{model}-{version}"},
+        "spec": {
+            "modelRef": {"name": model},
+            "version": version,
+            "artifact": artifact
+            or {
+                "uri": f"pvc://models/{model}/{version}",
+                "digest": "sha256:" + "0" * 64,
+                "format": "modelops-linear/v1",
+            },
+            **spec,
+        },
+    }
+
+
 def prepare_namespace(cluster: Cluster, namespace: str, *extra_loaders: dict[str, Any]) -> None:
     """CRDs installed, ``namespace`` created with the ``datasets`` and ``models`` claims, and the
     bundled iris data landed on ``datasets`` (plus whatever ``extra_loaders`` write)."""

@@ -40,6 +40,7 @@ from tests.cluster.kube import (
     condition,
     events_of,
     get,
+    model_version,
     prepare_namespace,
     training_run,
     wait_for,
@@ -106,21 +107,8 @@ def _version(cluster: LocalCluster, model: str, version: str, artifact: dict[str
     root = artifacts_root(cluster, NS)
     source = artifact["uri"].removeprefix("pvc://models/")
     shutil.copytree(root / source, root / model / version)
-    apply(
-        cluster,
-        {
-            "apiVersion": "modelops.dev/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": f"{model}-{version}"},
-            "spec": {
-                "modelRef": {"name": model},
-                "version": version,
-                "artifact": {**artifact, "uri": f"pvc://models/{model}/{version}"},
-                "metrics": {"accuracy": 0.9},
-            },
-        },
-        namespace=NS,
-    )
+    copy = {**artifact, "uri": f"pvc://models/{model}/{version}"}
+    apply(cluster, model_version(model, version, copy, metrics={"accuracy": 0.9}), namespace=NS)
 
 
 class Driver:

@@ -34,6 +34,7 @@ from tests.cluster.kube import (
     condition,
     get,
     has_condition,
+    model_version,
     prepare_namespace,
     training_run,
 )
@@ -55,24 +56,6 @@ def model(name: str, **spec: Any) -> Obj:
         "kind": "Model",
         "metadata": {"name": name},
         "spec": spec,
-    }
-
-
-def model_version(model_name: str, version: str, artifact: Obj | None = None) -> Obj:
-    return {
-        "apiVersion": "modelops.dev/v1alpha1",
-        "kind": "ModelVersion",
-        "metadata": {"name": f"{model_name}-{version}"},
-        "spec": {
-            "modelRef": {"name": model_name},
-            "version": version,
-            "artifact": artifact
-            or {
-                "uri": f"pvc://models/{model_name}/{version}",
-                "digest": DIGEST,
-                "format": "modelops-linear/v1",
-            },
-        },
     }
 
 

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 
 from harness.cluster import LocalCluster
-from tests.cluster.kube import Operator, condition, install_crds, operator_writes, pvc
+from tests.cluster.kube import (
+    Operator,
+    condition,
+    install_crds,
+    model_version,
+    operator_writes,
+    pvc,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -70,23 +77,6 @@ def _model(i: int) -> dict[str, Any]:
         "kind": "Model",
         "metadata": {"name": f"m{i}"},
         "spec": spec,
-    }
-
-
-def _version(model: str, v: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelops.dev/v1alpha1",
-        "kind": "ModelVersion",
-        "metadata": {"name": f"{model}-{v}"},
-        "spec": {
-            "modelRef": {"name": model},
-            "version": str(v),
-            "artifact": {
-                "uri": f"pvc://models/{model}/{v}",
-                "digest": "sha256:" + "0" * 64,
-                "format": "modelops-linear/v1",
-            },
-        },
     }
 
 
@@ -156,7 +146,9 @@ def settled(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> 
     models = [_model(i) for i in range(MODELS)]
     names = [m["metadata"]["name"] for m in models]
     _create(cluster, models)
-    _create(cluster, [_version(m, v) for m in names for v in range(1, VERSIONS_PER_MODEL + 1)])
+    _create(
+        cluster, [model_version(m, str(v)) for m in names for v in range(1, VERSIONS_PER_MODEL + 1)]
+    )
     _create(cluster, [_run(m, r) for m in names for r in range(RUNS_PER_MODEL)])
     op = Operator(
         cluster.kubeconfig,

@@ -9,6 +9,7 @@ What the policy does on a real API server is ``tests/cluster/test_operator_write
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +237,7 @@ def test_crd_component_applies_to_an_overlay_of_the_parts(tmp_path: Path) -> Non
 # -- the values schema ------------------------------------------------------------------------
 
 
-def helm_template(*sets: str) -> Any:
+def helm_template(*sets: str) -> subprocess.CompletedProcess[str]:
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     for s in sets:
         args += ["--set", s]
