@@ -139,11 +139,28 @@ def test_new_run_creates_one_job_with_restricted_security() -> None:
         if "persistentVolumeClaim" in v
     }
     assert claims == {"models": False, "datasets": True}
-    status = status_of(plan)
+    # Only the Job: its record and Event come from the next reconcile, queued behind the
+    # runs that wait for their Job (issue 12).
+    assert plan.status == ()
+    assert plan.events == ()
+    assert plan.requeue_after == 0.0
+    recorded = trainingrun.reconcile(make_run(), observed(job_obj), now=NOW)
+    assert recorded.apply == ()
+    status = status_of(recorded)
     assert status["phase"] == "Pending"
     assert status["jobName"] == "iris-7"
     assert condition(status, "Succeeded")["status"] == "Unknown"
-    assert [e.reason for e in plan.events] == ["JobCreated"]
+    assert [e.reason for e in recorded.events] == ["JobCreated"]
+
+
+def test_a_new_suspended_run_is_recorded_as_suspended() -> None:
+    plain = make_run()
+    run = plain.model_copy(update={"spec": plain.spec.model_copy(update={"suspend": True})})
+    (job_obj,) = trainingrun.reconcile(run, observed(), now=NOW).apply
+    assert job_obj["spec"]["suspend"] is True
+    recorded = trainingrun.reconcile(run, observed(job_obj), now=NOW)
+    assert status_of(recorded)["phase"] == "Suspended"
+    assert [e.reason for e in recorded.events] == ["JobCreated", "Suspended"]
 
 
 @pytest.mark.parametrize(

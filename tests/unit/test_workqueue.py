@@ -174,3 +174,63 @@ def test_backoff_grows_across_timer_retries() -> None:
     asyncio.run(scenario())
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps[2] >= 0.19  # 0.05, 0.1, 0.2: the timer's retry does not reset the count
+
+
+def test_urgent_keys_go_first_and_a_queued_key_moves_up() -> None:
+    """Issue 12: what a user just asked for (urgent: a new object, a spec change) is served
+    before follow-ups (children's and status changes, timers), so a burst of new
+    TrainingRuns gets its Jobs before earlier runs' status is recorded."""
+    calls: list[Key] = []
+    gate = asyncio.Event()
+    keys = [Key("TrainingRun", "ns", str(i)) for i in range(5)]
+
+    async def scenario() -> None:
+        async def reconcile(key: Key) -> float | None:
+            if not calls:
+                await gate.wait()  # hold the only worker while the queue fills
+            calls.append(key)
+            return None
+
+        q = WorkQueue(reconcile, workers=1)
+        q.start()
+        q.add(A)
+        await asyncio.sleep(0.01)  # A is being reconciled
+        q.add(keys[0])  # follow-ups, queued first...
+        q.add(keys[1])
+        q.add(keys[2], urgent=True)  # ...then new objects
+        q.add(keys[3], urgent=True)
+        q.add(keys[1], urgent=True)  # a queued follow-up whose spec changed moves up
+        q.add(keys[4])
+        q.add(keys[2])  # a plain add never moves an urgent key down
+        gate.set()
+        await _until(lambda: len(calls) == 6)
+        await asyncio.sleep(0.02)  # a wrong implementation would run a superseded entry
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert calls == [A, keys[2], keys[3], keys[1], keys[0], keys[4]]
+
+
+def test_an_urgent_add_while_running_reruns_the_key_urgently() -> None:
+    calls: list[Key] = []
+    gate = asyncio.Event()
+
+    async def scenario() -> None:
+        async def reconcile(key: Key) -> float | None:
+            if not calls:
+                await gate.wait()
+            calls.append(key)
+            return None
+
+        q = WorkQueue(reconcile, workers=1)
+        q.start()
+        q.add(A)
+        await asyncio.sleep(0.01)
+        q.add(B)  # a follow-up
+        q.add(A, urgent=True)  # A's spec changed while it was reconciled
+        gate.set()
+        await _until(lambda: len(calls) == 3)
+        await q.stop()
+
+    asyncio.run(scenario())
+    assert calls == [A, A, B]

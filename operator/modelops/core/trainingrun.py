@@ -292,21 +292,15 @@ def reconcile(run: api.TrainingRun, observed: Observed, *, now: datetime) -> Pla
                 ),
                 now,
             )
-        desired = build_job(run)
-        phase = Phase.SUSPENDED if run.spec.suspend else Phase.PENDING
-        return _progress(
-            run,
-            phase,
-            "JobCreated",
-            f"Created Job {desired['metadata']['name']}",
-            now,
-            apply=(desired,),
-            job_name=desired["metadata"]["name"],
-            event=EventSpec("Normal", "JobCreated", f"Created Job {desired['metadata']['name']}"),
-        )
+        # Only the Job: the status that records it, and its Event, are written by the next
+        # reconcile (below), which the queue runs after the new runs waiting behind this one
+        # (``handlers.workqueue``), so a burst of runs gets its Jobs first. Crash-safe by the
+        # same path: a Job this run owns that no status records yet is recorded there.
+        return Plan(apply=(build_job(run),), requeue_after=0.0)
     if not status.job_name:
-        # The Job exists but no status says so yet: the operator that created it died before
-        # recording it. Record it now, and announce it with the status that records it.
+        # The Job exists but no status says so yet: the reconcile that created it left that
+        # to this one, or the operator died in between. Record it now, and announce it with
+        # the status that records it.
         name = job["metadata"]["name"]
         run = run.model_copy(update={"status": status.model_copy(update={"job_name": name})})
         plan = _observed_job(run, observed, job, now)

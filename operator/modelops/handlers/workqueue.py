@@ -11,6 +11,7 @@ onto user objects.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ class Key:
 
 Reconciler = Callable[[Key], Awaitable[float | None]]
 
+URGENT = 0
+"""Priority of what a user just asked for: a new object, a spec change."""
+NORMAL = 1
+"""Priority of everything else: children's and status changes, timers, retries."""
+
 
 class WorkQueue:
     """Deduplicating queue with delayed re-adds and per-key exponential error backoff.
@@ -43,13 +49,21 @@ class WorkQueue:
     them the failing reconcile's own writes) are folded into the pending retry, or a failing
     object would be retried as fast as it writes. An ``urgent`` add — a change of the
     object's spec, which may be the fix — runs at once and restarts the backoff.
+
+    Two priorities, served strictly in order (as controller-runtime's priority queue does):
+    ``urgent`` adds — an object seen for the first time or whose spec changed, that is what
+    a user just asked for — go before all other work: follow-ups of children's status, the
+    operator's own status writes, timers and retries. A burst of new objects is served
+    first (each TrainingRun's Job is created before earlier runs' status is recorded), and
+    the follow-ups run once the burst is served. A key queued at low priority and then added
+    urgently moves up.
     """
 
     def __init__(
         self,
         reconcile: Reconciler,
         *,
-        workers: int = 4,
+        workers: int = 8,
         base_backoff: float = 1.0,
         max_backoff: float = 300.0,
     ) -> None:
@@ -57,10 +71,12 @@ class WorkQueue:
         self._workers = workers
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
-        self._queued: set[Key] = set()
+        # (priority, sequence, key): URGENT before NORMAL, first come first served within one.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._queued: dict[Key, int] = {}  # key -> the priority it is queued at
         self._processing: set[Key] = set()
-        self._dirty: set[Key] = set()
+        self._dirty: dict[Key, int] = {}  # added while processing -> priority of the re-add
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,7 +88,7 @@ class WorkQueue:
             if not urgent:
                 return  # the backoff timer brings it back
             self.forget(key)
-        self._enqueue(key)
+        self._enqueue(key, URGENT if urgent else NORMAL)
 
     def add_threadsafe(self, key: Key) -> None:
         """:meth:`add`, from another thread (a delivery thread's callback)."""
@@ -80,14 +96,16 @@ class WorkQueue:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.add, key)
 
-    def _enqueue(self, key: Key) -> None:
+    def _enqueue(self, key: Key, priority: int = NORMAL) -> None:
         if key in self._processing:
-            self._dirty.add(key)
+            self._dirty[key] = min(priority, self._dirty.get(key, priority))
             return
-        if key in self._queued:
-            return
-        self._queued.add(key)
-        self._queue.put_nowait(key)
+        if self._queued.get(key, priority + 1) <= priority:
+            return  # already queued, at this priority or a higher one
+        # A key moving up leaves its older entry behind; _work skips entries that no longer
+        # match the priority the key is queued at.
+        self._queued[key] = priority
+        self._queue.put_nowait((priority, next(self._seq), key))
 
     def add_after(self, key: Key, delay: float) -> None:
         """Reconcile ``key`` after ``delay`` seconds; an earlier pending re-add wins."""
@@ -135,8 +153,11 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
+            priority, _, key = await self._queue.get()
+            self._queue.task_done()
+            if self._queued.get(key) != priority:
+                continue  # superseded by an entry at a higher priority
+            del self._queued[key]
             self._processing.add(key)
             try:
                 requeue = await self._reconcile(key)
@@ -156,7 +177,6 @@ class WorkQueue:
                     self.add_after(key, requeue)
             finally:
                 self._processing.discard(key)
-                self._queue.task_done()
-                if key in self._dirty:
-                    self._dirty.discard(key)
-                    self.add(key)
+                again = self._dirty.pop(key, None)
+                if again is not None:
+                    self.add(key, urgent=again == URGENT)
