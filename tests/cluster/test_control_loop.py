@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from harness.cluster import LocalCluster
+from modelops.core.labels import MODEL
 from modelops.core.plan import EventSpec, ObjectRef, Plan, StatusPatch
+from modelops.k8s.cache import Cache, Source
 from modelops.k8s.client import ConflictError, Kube, NameTakenError
 from modelops.k8s.executor import execute
 from tests.cluster.kube import apply, get, install_crds
@@ -213,3 +215,27 @@ def test_repeated_events_are_aggregated(cluster: LocalCluster, kube: Kube) -> No
     )["items"]
     counts = sorted((e["reason"], e.get("count")) for e in events)
     assert counts == [("Promoted", 1), ("RolloutFailed", 3)]
+
+
+def test_a_live_read_brings_a_lagging_cache_up_to_date(cluster: LocalCluster) -> None:
+    """Issue 12: a decision confirmed live (a finished Job's pods) must not send every later
+    reconcile to the API server while the cache is behind: what the live read found is in
+    the cache afterwards. Here the cache never started, the laggiest cache there is."""
+    name = "lagging"
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": {MODEL: name}},
+        "spec": {"ports": [{"port": 80}], "selector": {MODEL: name}},
+    }
+    apply(cluster, svc, namespace=NS)
+    kube = Kube.connect(str(cluster.kubeconfig))
+    kube.cache = Cache.for_client(
+        kube.api, [Source("v1", "Service", MODEL)], [NS], on_event=lambda *_: None
+    )
+    selector = {MODEL: name}
+    assert kube.list("v1", "Service", NS, labels=selector) == []
+    (live,) = kube.list("v1", "Service", NS, labels=selector, live=True)
+    (cached,) = kube.list("v1", "Service", NS, labels=selector)
+    assert cached["metadata"]["uid"] == live["metadata"]["uid"]
+    assert kube.get("v1", "Service", NS, name) is not None

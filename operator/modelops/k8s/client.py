@@ -243,7 +243,9 @@ class Kube:
             assert self.cache is not None
             return self.cache.get(source, namespace, name)
         try:
-            return self._request("GET", resource(api_version, kind).path(namespace, name))
+            return self._seen(
+                self._request("GET", resource(api_version, kind).path(namespace, name))
+            )
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -278,6 +280,7 @@ class Kube:
         for item in items:  # list items come without them; every other object has them
             item.setdefault("apiVersion", api_version)
             item.setdefault("kind", kind)
+            self._seen(item)  # a live read that found the cache behind brings it up to date
         if model is not None:
             items = [
                 i for i in items if (i.get("spec") or {}).get("modelRef", {}).get("name") == model
@@ -285,7 +288,9 @@ class Kube:
         return items
 
     def _seen(self, obj: Obj) -> Obj:
-        """Hand what a write returned to the cache, so the next read sees our own write."""
+        """Hand what a write returned, or a live read found, to the cache (which keeps what it
+        holds if that is newer), so the next read sees our own write, and a lagging cache does
+        not send every following reconcile to the API server for the same object."""
         if self.cache is not None and obj.get("metadata"):
             self.cache.observe(obj)
         return obj
