@@ -34,7 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> OperatorSettings:
     )
     parser.add_argument("--metrics-port", type=int, help="port of /metrics (default 8080)")
     parser.add_argument("--health-port", type=int, help="port of /healthz (default 8081)")
-    parser.add_argument("--workers", type=int, help="concurrent reconciles (default 4)")
+    parser.add_argument("--workers", type=int, help="concurrent reconciles (default 8)")
     election = parser.add_argument_group("leader election")
     election.add_argument(
         "--leader-election",

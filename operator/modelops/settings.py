@@ -33,7 +33,7 @@ class OperatorSettings(BaseSettings):
     health_port: int = Field(default=8081, description="Port of /healthz (liveness, readiness).")
     metrics_address: str = Field(default="0.0.0.0", description="Address of /metrics.")
     metrics_port: int = Field(default=8080, description="Port of the Prometheus /metrics.")
-    workers: int = Field(default=4, ge=1, le=64, description="Concurrent reconciles.")
+    workers: int = Field(default=8, ge=1, le=64, description="Concurrent reconciles.")
     resync_seconds: float = Field(
         default=300.0,
         gt=0,

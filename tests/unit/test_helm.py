@@ -180,7 +180,7 @@ def test_operator_deployment(default: list[Obj]) -> None:
         "--all-namespaces",
         "--metrics-port=8080",
         "--health-port=8081",
-        "--workers=4",
+        "--workers=8",
         "--leader-election-lease=modelops-leader",
         "--lease-duration=15",
         "--renew-deadline=10",

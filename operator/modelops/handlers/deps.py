@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,3 +32,8 @@ class Deps:
     state: dict[str, object] = field(default_factory=dict)
     """What a reconciler keeps in memory for the life of the process, by kind (the drift
     windows of DriftPolicies); each reconciler creates its entry on first use."""
+    threads: ThreadPoolExecutor | None = None
+    """Where reconciles run: one thread per work-queue worker, apart from the event loop's
+    default executor (which Python sizes by CPU count, and which the Lease renewals use: a
+    burst of reconciles must neither be capped by it nor delay a renewal). None: the
+    default executor (tests)."""

@@ -51,7 +51,7 @@ async def reconcile(deps: Deps, key: Key) -> float | None:
     fn = RECONCILERS[key.kind]
     started = time.perf_counter()
     try:
-        requeue = await asyncio.to_thread(fn, deps, key)
+        requeue = await asyncio.get_running_loop().run_in_executor(deps.threads, fn, deps, key)
     except ConflictError as e:
         # Not a failure: someone wrote first. Decide again on what they wrote, without the
         # error backoff and without a traceback.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -71,7 +72,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             kube.post_event(raw, EventSpec("Warning", "NotificationFailed", message), utcnow())
 
     notifier = Notifier(metrics.notifications, on_failure=undelivered)
-    deps = Deps(settings=op, kube=kube, metrics=metrics, queue=queue, notifier=notifier)
+    threads = ThreadPoolExecutor(op.workers, thread_name_prefix="modelops-reconcile")
+    deps = Deps(
+        settings=op, kube=kube, metrics=metrics, queue=queue, notifier=notifier, threads=threads
+    )
     memo.deps = deps
     namespaces, patterns = watch_scope(op)
     route = events.router(deps, patterns)
@@ -157,6 +161,8 @@ async def stop(memo: kopf.Memo) -> None:
     await election.stop_electing(memo)
     await deps.queue.stop()
     await memo.in_flight.wait()
+    if deps.threads is not None:
+        deps.threads.shutdown(wait=False)  # idle: the reconciles in flight have ended
     await election.step_down(memo)
     cache: Cache | None = getattr(memo, "cache", None)
     if cache is not None:
