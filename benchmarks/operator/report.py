@@ -243,9 +243,13 @@ def render(results: dict[str, Any]) -> str:
                 f"CPU {spread(r['cpu'], '{:.2f}')}, "
                 f"p50 latency minus the peer's {spread(r['p50_over_s'], '{:+.2f}')} s"
             )
-        lines += ["", "Requests of modelops until the last Job existed (last round):", ""]
-        last = [r for r in results["throughput"] if r["contender"] == "modelops"][-1]
-        lines.append(", ".join(f"{k} {v}" for k, v in list(last["requests_by_what"].items())[:12]))
+        mine = [r for r in results["throughput"] if r["contender"] == "modelops"]
+        last = mine[-1] if mine else {}
+        if last:
+            lines += ["", "Requests of modelops until the last Job existed (last round):", ""]
+            lines.append(
+                ", ".join(f"{k} {v}" for k, v in list(last["requests_by_what"].items())[:12])
+            )
         profiled = [r for r in results["throughput"] if r.get("profile")]
         if profiled:
             prof = profiled[-1]["profile"]

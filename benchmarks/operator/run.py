@@ -61,8 +61,10 @@ sys.path.insert(0, str(REPO))
 
 from harness.cluster import LocalCluster, free_port  # noqa: E402
 
-CONTENDERS = ("null", "kopf", "modelops", "modelops-w16")
-"""``modelops-wN``: modelops with ``--workers N`` (default 4), to tell round trips from CPU."""
+CONTENDERS = ("null", "kopf", "modelops", "modelops-w4", "modelops-w16")
+"""The contenders one may pick; ``modelops-wN`` is modelops with ``--workers N`` (default 8), to
+tell round trips from CPU. By default the three peers run."""
+PEERS = ("null", "kopf", "modelops")
 AGENTS = {
     "modelops": ("modelops/", "kopf/"),
     "null": ("bench-null-operator",),
@@ -719,7 +721,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="200 runs, 2-minute soak")
     parser.add_argument("--runs", type=int, help="TrainingRuns per throughput round (1000)")
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds (2)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(PEERS))
     parser.add_argument("--model-sizes", type=int, nargs="+", help="Models per namespace (25 100)")
     parser.add_argument("--soak-seconds", type=float, help="soak duration (1800; quick 120)")
     parser.add_argument("--soak-wave", type=int, help="runs per soak wave (500; quick 100)")
