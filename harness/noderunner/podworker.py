@@ -318,8 +318,10 @@ class PodWorker:
                 return
             now = time.time()
             self._step(now)
-            self._publish(now)
-            if self._terminal:
+            published = self._publish(now)
+            # A terminal pod is done only once its final status is written: a failed write (the
+            # API server restarting, say) is retried, or the Job would wait for it forever.
+            if self._terminal and published:
                 log.info("Pod %s finished with phase %s", self.key, self._phase())
                 return
             self._wake.wait(self._sleep_seconds(now))
@@ -838,25 +840,30 @@ class PodWorker:
     def _phase(self) -> str:
         return phase(self.view())
 
-    def _publish(self, now: float, terminal: bool = False) -> None:
-        """Patch the pod status if it differs from what was last written."""
+    def _publish(self, now: float, terminal: bool = False) -> bool:
+        """Patch the pod status if it differs from what was last written.
+
+        Returns whether the API now holds the current status (False: retry after a failed write,
+        or the pod is gone and the loop cleans up).
+        """
         status = pod_status(self.view(terminal), self._conditions, now)
         if status == self._last_status:
-            return
+            return True
         try:
             self.api.patch_pod_status(self.namespace, self.pod_name, status)
         except Exception as e:
             if getattr(e, "status", None) == 404:
                 self._vanished = True
                 self._wake.set()
-                return
+                return False
             log.warning("Could not update the status of pod %s: %s", self.key, e)
             self._publish_retry_at = now + 1.0
-            return
+            return False
         if self._last_status is None or status["phase"] != self._last_status.get("phase"):
             log.info("Pod %s is %s", self.key, status["phase"])
         self._last_status = status
         self._conditions = status["conditions"]
+        return True
 
     def _event(self, kind: str, reason: str, message: str, c: Container | None = None) -> None:
         """Record a core/v1 Event about the pod (best effort: events are for humans)."""

@@ -1256,6 +1256,30 @@ class TestPodWorker:
         assert phases[-1] == "Succeeded"
         assert len(phases) == len(set(map(str, api.statuses)))
 
+    def test_final_status_is_retried_until_written(
+        self, run_pod: Callable[..., tuple[PodWorker, FakeApi]]
+    ) -> None:
+        """The API server restarting just as a Job pod ends must not leave the pod Running."""
+
+        class RefusesFinalStatus(FakeApi):
+            refused = 0
+
+            def patch_pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+                if status["phase"] == "Succeeded" and self.refused < 2:
+                    self.refused += 1
+                    raise ConnectionRefusedError("API server restarting")
+                super().patch_pod_status(namespace, name, status)
+
+        worker, api = run_pod(
+            {"restartPolicy": "Never", "containers": [{"name": "main", "command": ["true"]}]},
+            RefusesFinalStatus(),
+        )
+        wait_until(lambda: api.last.get("phase") == "Succeeded")
+        worker.join(5)
+        assert not worker.is_alive()
+        assert isinstance(api, RefusesFinalStatus)
+        assert api.refused == 2
+
     def test_failing_pod_reports_exit_code_and_log_fallback(
         self, run_pod: Callable[..., tuple[PodWorker, FakeApi]]
     ) -> None:
