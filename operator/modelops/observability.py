@@ -42,6 +42,34 @@ class _PhaseCollector(Collector):
                 self.phases[(namespace, name)] = phase
 
 
+class QuarantinedVersions(Collector):
+    """``modelops_quarantined_versions{namespace,model}``: versions of each Model a Quarantine
+    reaches (exported only while there are some), from each Model reconcile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "modelops_quarantined_versions",
+            "ModelVersions a Quarantine reaches, by namespace and Model.",
+            labels=["namespace", "model"],
+        )
+        with self._lock:
+            counts = sorted(self._counts.items())
+        for (ns, model), n in counts:
+            family.add_metric([ns, model], n)
+        yield family
+
+    def set(self, namespace: str, model: str, count: int) -> None:
+        with self._lock:
+            if count:
+                self._counts[(namespace, model)] = count
+            else:
+                self._counts.pop((namespace, model), None)
+
+
 class ServingInfo(Collector):
     """``modelops_model_serving_info{namespace,model,version,role} 1`` for every version that
     serves (role ``production`` or ``canary``): join it with other series to label them by the
@@ -306,6 +334,7 @@ class OperatorMetrics:
     notifications: Counter
     api_requests: Counter
     serving_info: ServingInfo = field(default_factory=ServingInfo)
+    quarantined: QuarantinedVersions = field(default_factory=QuarantinedVersions)
     _phases: _PhaseCollector = field(default_factory=_PhaseCollector)
     _drift: _DriftCollector = field(default_factory=lambda: _DriftCollector(PROBLEM_REASONS))
 
@@ -353,6 +382,7 @@ class OperatorMetrics:
         )
         reg.register(metrics._phases)
         reg.register(metrics.serving_info)
+        reg.register(metrics.quarantined)
         reg.register(metrics._drift)
         return metrics
 

@@ -399,3 +399,64 @@ def events_of(cluster: LocalCluster, ns: str, name: str) -> list[dict[str, Any]]
 CRASH_TEST_ARGS = ["--lease-duration=6", "--renew-deadline=4", "--retry-period=0.5"]
 """Operator flags of the fault suites: a short lease, so that a restarted operator (or one
 that lost its API server) leads again within seconds."""
+
+
+def on_kwok(name: str, namespace: str) -> str:
+    """A MutatingAdmissionPolicy (and its binding), as YAML, that puts every pod created in
+    ``namespace`` on a KWOK node, as a cluster admin's policy would: nothing runs there, and
+    serving pods become Ready at once. Delete both by ``name`` when done."""
+    return f"""
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  matchConstraints:
+    resourceRules:
+      - {{apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"]}}
+  mutations:
+    # A JSONPatch (an ApplyConfiguration may not set atomic fields such as nodeSelector and
+    # tolerations) that appends one toleration: the API server (v1.36.1) panics converting a
+    # list value. DefaultTolerationSeconds runs first, so every pod has a tolerations list.
+    - patchType: JSONPatch
+      jsonPatch:
+        expression: >-
+          [JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"type": "kwok"}}}},
+          JSONPatch{{op: "add", path: "/spec/tolerations/-", value: Object.spec.tolerations{{
+          key: "kwok.x-k8s.io/node", operator: "Exists", effect: "NoSchedule"}}}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
+"""
+
+
+def plugin(
+    cluster: LocalCluster, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``kubectl modelops …``: kubectl finds ``kubectl-modelops`` (the package's console script,
+    next to this interpreter) on PATH, as it would for a user with the package installed."""
+    scripts = Path(sys.executable).parent
+    assert (scripts / "kubectl-modelops").is_file(), "install the package: make install"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "PATH": f"{scripts}:{cluster.bin_dir}:{os.environ['PATH']}",
+    }
+    out = subprocess.run(
+        [str(cluster.bin_dir / "kubectl"), "modelops", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out

@@ -88,6 +88,7 @@ def renamed(document: dict[str, Any]) -> dict[str, Any]:
 MODEL, VERSION, RUN, POLICY = (
     renamed(sample(kind)) for kind in ("Model", "ModelVersion", "TrainingRun", "DriftPolicy")
 )
+QUARANTINE = renamed(sample("Quarantine"))
 AUTOMATIC = {"promotion": "Automatic", "gates": [{"metric": "accuracy", "min": 0.9}]}
 
 
@@ -373,10 +374,36 @@ INVALID = [
     case(
         "policy-name-with-dot", POLICY, ("metadata.name", "iris.drift"), errors=("metadata.name",)
     ),
+    # Quarantine
+    case(
+        "quarantine-two-digests",
+        QUARANTINE,
+        ("spec.imageDigest", "sha256:" + "1" * 64),
+        errors=("exactly one of datasetDigest and imageDigest",),
+    ),
+    case(
+        "quarantine-no-digest",
+        QUARANTINE,
+        ("spec.datasetDigest", DELETE),
+        errors=("exactly one of datasetDigest and imageDigest",),
+    ),
+    case(
+        "quarantine-bad-digest",
+        QUARANTINE,
+        ("spec.datasetDigest", "md5:0badc0de"),
+        errors=("spec.datasetDigest",),
+    ),
+    case("quarantine-no-reason", QUARANTINE, ("spec.reason", DELETE), errors=("spec.reason",)),
 ]
 
 # Updates of the applied samples: (kind, edits, fragments of the refusal or None if allowed).
 UPDATES = [
+    pytest.param(
+        "Quarantine",
+        [("spec.reason", "another reason")],
+        ("spec", "immutable"),
+        id="quarantine-reason",
+    ),
     pytest.param(
         "ModelVersion",
         [("spec.metrics.accuracy", 0.99)],
@@ -551,7 +578,7 @@ def test_pydantic_refuses_the_same_objects(document, errors):
 
 def test_the_invalid_table_is_large_and_valid_at_its_base():
     assert len(INVALID) >= 30
-    for document in (MODEL, VERSION, RUN, POLICY):
+    for document in (MODEL, VERSION, RUN, POLICY, QUARANTINE):
         KINDS[document["kind"]].model.model_validate(document)
 
 

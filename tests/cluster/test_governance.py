@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +25,7 @@ from tests.cluster.kube import (
     apply,
     get,
     has_condition,
+    plugin,
     prepare_namespace,
     training_run,
     wait_for,
@@ -316,31 +314,6 @@ def test_a_retrained_version_names_its_parent(cluster: LocalCluster, env: Operat
 
 
 # -- the kubectl plugin, found by kubectl on PATH ------------------------------------------------
-
-
-def plugin(
-    cluster: LocalCluster, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """``kubectl modelops …``: kubectl finds ``kubectl-modelops`` (the package's console script,
-    next to this interpreter) on PATH, as it would for a user with the package installed."""
-    scripts = Path(sys.executable).parent
-    assert (scripts / "kubectl-modelops").is_file(), "install the package: make install"
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "PATH": f"{scripts}:{cluster.bin_dir}:{os.environ['PATH']}",
-    }
-    out = subprocess.run(
-        [str(cluster.bin_dir / "kubectl"), "modelops", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
 
 
 def production(cluster: LocalCluster, version: str) -> dict[str, Any]:

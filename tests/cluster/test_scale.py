@@ -24,6 +24,7 @@ from tests.cluster.kube import (
     condition,
     install_crds,
     model_version,
+    on_kwok,
     operator_writes,
     pvc,
 )
@@ -36,36 +37,7 @@ VERSIONS_PER_MODEL = 10
 RUNS_PER_MODEL = 10
 RESYNC_SECONDS = 20
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
-ON_KWOK = f"""
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicy
-metadata: {{name: test-scale-on-kwok}}
-spec:
-  failurePolicy: Fail
-  reinvocationPolicy: Never
-  matchConstraints:
-    resourceRules:
-      - {{apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"]}}
-  mutations:
-    # A JSONPatch (an ApplyConfiguration may not set atomic fields such as nodeSelector and
-    # tolerations) that appends one toleration: the API server (v1.36.1) panics converting a
-    # list value. DefaultTolerationSeconds runs first, so every pod has a tolerations list.
-    - patchType: JSONPatch
-      jsonPatch:
-        expression: >-
-          [JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"type": "kwok"}}}},
-          JSONPatch{{op: "add", path: "/spec/tolerations/-", value: Object.spec.tolerations{{
-          key: "kwok.x-k8s.io/node", operator: "Exists", effect: "NoSchedule"}}}}]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicyBinding
-metadata: {{name: test-scale-on-kwok}}
-spec:
-  policyName: test-scale-on-kwok
-  matchResources:
-    namespaceSelector:
-      matchLabels: {{kubernetes.io/metadata.name: {NS}}}
-"""
+ON_KWOK = on_kwok("test-scale-on-kwok", NS)
 
 
 def _model(i: int) -> dict[str, Any]:

@@ -183,7 +183,7 @@ def test_names_and_registry(kind):
     names = crd["spec"]["names"]
     assert crd["metadata"]["name"] == f"{info.plural}.modelops.dev"
     assert names["categories"] == ["modelops"]
-    assert crd["spec"]["scope"] == "Namespaced"
+    assert crd["spec"]["scope"] == ("Cluster" if kind == "Quarantine" else "Namespaced")
     assert not set(names["shortNames"]) & WELL_KNOWN_SHORT_NAMES
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from modelops.api import KINDS
 from modelops.core import builders, labels
 from modelops.core import model as model_core
 from tests.unit.test_helm import CHART, NAMESPACE, RELEASE, find, one, render_chart, run_helm
@@ -193,7 +194,7 @@ NO_PRUNE = {
 
 def crd_annotations(objs: list[Obj]) -> list[dict[str, str]]:
     crds = find(objs, "CustomResourceDefinition")
-    assert len(crds) == 4
+    assert len(crds) == len(KINDS)
     return [c["metadata"].get("annotations") or {} for c in crds]
 
 
@@ -206,7 +207,7 @@ def test_chart_crd_annotations_follow_the_switches() -> None:
     for found in crd_annotations(render_chart(sets=("crds.preventPrune=false",))):
         assert found == {"helm.sh/resource-policy": "keep"}
     bare = render_chart(sets=("crds.preventPrune=false", "crds.keep=false"))
-    assert crd_annotations(bare) == [{}] * 4
+    assert crd_annotations(bare) == [{}] * len(KINDS)
     extra = render_chart(
         sets=(
             "crds.annotations.team=ml",
@@ -230,8 +231,8 @@ def test_crd_component_applies_to_an_overlay_of_the_parts(tmp_path: Path) -> Non
         resources=[MANIFESTS / "crd"],
         components=[MANIFESTS / "components" / "crd-no-prune"],
     )
-    assert crd_annotations(objs) == [NO_PRUNE] * 4
-    assert crd_annotations(kustomize(MANIFESTS / "crd")) == [{}] * 4
+    assert crd_annotations(objs) == [NO_PRUNE] * len(KINDS)
+    assert crd_annotations(kustomize(MANIFESTS / "crd")) == [{}] * len(KINDS)
 
 
 # -- the values schema ------------------------------------------------------------------------

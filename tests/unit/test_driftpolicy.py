@@ -708,6 +708,29 @@ def test_retrain_needs_the_action_and_a_template(
     assert said == (["RetrainSkipped"] if skipped else [])  # once, when drift starts
 
 
+def test_a_quarantine_on_the_training_data_skips_the_retrain_and_says_why() -> None:
+    decision = None
+    policy = make_policy(actions=RETRAIN)
+    events: list[str] = []
+    now = NOW
+    for _ in range(3):
+        obs = replace(
+            observed(DRIFTED, model=make_model()),
+            retrain_refused="spec.training.dataset is the dataset sha256:… (Quarantine q1: x)",
+        )
+        decision = dp.reconcile(policy, obs, now=now)
+        policy = written(policy, decision.plan)
+        events += [e.message for e in decision.plan.events if e.reason == "RetrainSkipped"]
+        now += timedelta(seconds=60)
+    assert decision is not None
+    assert decision.firing is True
+    assert decision.plan.create == ()
+    assert events == [
+        "Not retraining Model iris: spec.training.dataset is the dataset sha256:… "
+        "(Quarantine q1: x)"
+    ]
+
+
 def test_clean_or_insufficient_windows_never_retrain() -> None:
     loop = Loop(make_policy(actions=RETRAIN))
     for counts in (CLEAN, SPARSE, CLEAN, DRIFTED, SPARSE, SPARSE):

@@ -119,18 +119,18 @@ def test_default_kinds(default: list[Obj]) -> None:
     assert kinds == sorted(
         [
             "ServiceAccount",
-            *["CustomResourceDefinition"] * 4,
-            *["ClusterRole"] * 3,
-            "ClusterRoleBinding",
+            *["CustomResourceDefinition"] * 5,
+            *["ClusterRole"] * 5,  # operator, Quarantine reader, view, edit, quarantine-admin
+            *["ClusterRoleBinding"] * 2,
             "Role",  # leader election, in the release namespace
             "RoleBinding",
             "Service",
             "Deployment",
             "PodDisruptionBudget",
-            *["ValidatingAdmissionPolicy"] * 4,
-            *["ValidatingAdmissionPolicyBinding"] * 4,
-            "MutatingAdmissionPolicy",
-            "MutatingAdmissionPolicyBinding",
+            *["ValidatingAdmissionPolicy"] * 6,
+            *["ValidatingAdmissionPolicyBinding"] * 6,
+            *["MutatingAdmissionPolicy"] * 2,
+            *["MutatingAdmissionPolicyBinding"] * 2,
             "Pod",
         ]
     )
@@ -143,6 +143,7 @@ def test_crds_are_kept_on_uninstall_by_default(default: list[Obj]) -> None:
         "modelversions.modelops.dev",
         "trainingruns.modelops.dev",
         "driftpolicies.modelops.dev",
+        "quarantines.modelops.dev",
     }
     for crd in crds:
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -344,7 +345,9 @@ def test_monitoring_is_off_by_default(default: list[Obj]) -> None:
 # -- namespaced mode --------------------------------------------------------------------------
 
 
-def test_namespaced_mode_has_one_role_per_namespace_and_nothing_cluster_wide() -> None:
+def test_namespaced_mode_has_one_role_per_namespace_and_only_quarantine_reads_cluster_wide() -> (
+    None
+):
     objs = render_chart(values_file("namespaced"))
     # The leader-election Role (release namespace) is checked in test_rbac.py.
     roles = [r for r in find(objs, "Role") if r["metadata"]["name"] == "modelops"]
@@ -360,12 +363,16 @@ def test_namespaced_mode_has_one_role_per_namespace_and_nothing_cluster_wide() -
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "modelops", "namespace": NAMESPACE}
         ]
-    assert not find(objs, "ClusterRoleBinding")
-    # Only the roles aggregated into view/edit/admin remain cluster-wide; they grant the
-    # operator nothing.
+    # Cluster-wide, the operator only reads Quarantines (cluster-scoped; test_rbac.py).
+    assert [b["roleRef"]["name"] for b in find(objs, "ClusterRoleBinding")] == [
+        "modelops-quarantines"
+    ]
+    # The other ClusterRoles are for people; they grant the operator nothing.
     assert {r["metadata"]["name"] for r in find(objs, "ClusterRole")} == {
         "modelops-view",
         "modelops-edit",
+        "modelops-quarantines",
+        "modelops-quarantine-admin",
     }
     (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert container["args"][:2] == ["--namespace=ml-team-a", "--namespace=ml-team-b"]

@@ -182,14 +182,26 @@ def test_namespaced_variant_is_the_charts_namespaced_mode(
     )
 
 
-def test_namespaced_variant_grants_the_operator_nothing_cluster_wide(
+def test_namespaced_variant_grants_the_operator_only_quarantine_reads_cluster_wide(
     namespaced: list[Obj], default: list[Obj]
 ) -> None:
-    assert not find(namespaced, "ClusterRoleBinding")
-    # The ClusterRoles left are the roles for people, which the operator is not bound to.
+    # One binding only: reading Quarantines, which are cluster-scoped; not their status.
+    (binding,) = find(namespaced, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == "modelops-quarantines"
+    reader = one(namespaced, "ClusterRole", "modelops-quarantines")
+    assert reader["rules"] == [
+        {
+            "apiGroups": ["modelops.dev"],
+            "resources": ["quarantines"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    # The other ClusterRoles are the roles for people, which the operator is not bound to.
     assert {o["metadata"]["name"] for o in find(namespaced, "ClusterRole")} == {
         "modelops-view",
         "modelops-edit",
+        "modelops-quarantines",
+        "modelops-quarantine-admin",
     }
     role = one(namespaced, "Role", "modelops")
     assert role["metadata"]["namespace"] == NAMESPACE

@@ -42,6 +42,13 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     ("", "pods"): {"list", "watch"},
     ("", "events"): {"get", "create", "patch"},
 }
+QUARANTINE_ROLE = "modelops-quarantines"
+QUARANTINE_RULES = {
+    ("modelops.dev", "quarantines"): {"get", "list", "watch"},
+    ("modelops.dev", "quarantines/status"): {"patch"},
+}
+"""Quarantines are cluster-scoped: the operator reads them cluster-wide in every mode, and
+writes their status only when it watches every namespace (handlers/events.py)."""
 LEADER_ELECTION_ROLE = "modelops-leader-election"
 LEADER_ELECTION_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
@@ -72,8 +79,18 @@ def flatten(rules: list[Obj]) -> dict[tuple[str, str], set[str]]:
 
 def operator_roles(objs: list[Obj]) -> Iterator[tuple[str, Obj]]:
     """(scope, role) for each (Cluster)Role bound to the operator's ServiceAccount, except the
-    leader-election Role (see :func:`election_roles`)."""
-    return ((s, r) for s, r in bound_roles(objs) if r["metadata"]["name"] != LEADER_ELECTION_ROLE)
+    leader-election Role (see :func:`election_roles`) and the Quarantine reader (see
+    :func:`quarantine_roles`)."""
+    return (
+        (s, r)
+        for s, r in bound_roles(objs)
+        if r["metadata"]["name"] not in (LEADER_ELECTION_ROLE, QUARANTINE_ROLE)
+    )
+
+
+def quarantine_roles(objs: list[Obj]) -> list[tuple[str, Obj]]:
+    """(scope, role) for the Quarantine role(s) bound to the operator."""
+    return [(s, r) for s, r in bound_roles(objs) if r["metadata"]["name"] == QUARANTINE_ROLE]
 
 
 def election_roles(objs: list[Obj]) -> list[tuple[str, Obj]]:
@@ -128,6 +145,24 @@ def test_leader_election_touches_only_its_lease_in_the_operators_namespace(
     assert f"--leader-election-lease={lease}" in container["args"]
 
 
+@pytest.mark.parametrize(
+    ("name", "rules"),
+    [
+        ("helm-default", QUARANTINE_RULES),
+        ("kustomize", QUARANTINE_RULES),
+        ("helm-namespaced", {("modelops.dev", "quarantines"): {"get", "list", "watch"}}),
+        ("kustomize-namespaced", {("modelops.dev", "quarantines"): {"get", "list", "watch"}}),
+    ],
+)
+def test_quarantines_are_read_cluster_wide_and_written_only_watching_everything(
+    name: str, rules: dict[tuple[str, str], set[str]]
+) -> None:
+    render = {**RENDERS, "kustomize-namespaced": lambda: kustomize(MANIFESTS / "namespaced")}
+    ((scope, role),) = quarantine_roles(render[name]())
+    assert (scope, role["kind"]) == ("*", "ClusterRole")
+    assert flatten(role["rules"]) == rules
+
+
 def test_namespaced_install_is_bound_only_in_its_namespaces() -> None:
     scopes = sorted(scope for scope, _ in operator_roles(render_chart(values_file("namespaced"))))
     assert scopes == ["ml-team-a", "ml-team-b"]
@@ -154,7 +189,8 @@ def test_the_cache_watches_are_covered() -> None:
     for source in SOURCES:
         group = source.api_version.rpartition("/")[0]
         resource = (group, source.resource.plural)
-        assert {"list", "watch"} <= OPERATOR_RULES.get(resource, set()), resource
+        granted = OPERATOR_RULES | QUARANTINE_RULES
+        assert {"list", "watch"} <= granted.get(resource, set()), resource
     # kopf watches nothing itself, and nothing makes it patch objects (finalizers, progress
     # annotations). kopf keeps its handlers in a registry without a public listing; kopf is
     # pinned.
@@ -206,7 +242,7 @@ def one_role(objs: list[Obj], name: str) -> Obj:
 
 def test_security_doc_lists_every_permission() -> None:
     doc = (REPO / "docs" / "security.md").read_text()
-    for (_, resource), verbs in OPERATOR_RULES.items():
+    for (_, resource), verbs in (OPERATOR_RULES | QUARANTINE_RULES).items():
         row = next((line for line in doc.splitlines() if f"`{resource}`" in line), None)
         assert row is not None, f"docs/security.md has no row for {resource}"
         for verb in verbs:

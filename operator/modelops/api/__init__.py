@@ -1,4 +1,4 @@
-"""The modelops.dev API: pydantic models of the four kinds and the registry that describes them.
+"""The modelops.dev API: pydantic models of the five kinds and the registry that describes them.
 
 This package is the single source of truth for the API. The CRDs in ``crds/``, their Helm
 copies and ``docs/api.md`` are generated from it (``python -m modelops.api.crdgen``). Operator
@@ -66,6 +66,7 @@ from modelops.api.v1alpha1.model import (
     DEFAULT_SERVER_COMMAND,
     DEFAULT_SERVER_IMAGE,
     HISTORY_MAX_ITEMS,
+    QUARANTINED_MAX_ITEMS,
     Canary,
     Gate,
     HistoryEntry,
@@ -89,6 +90,13 @@ from modelops.api.v1alpha1.modelversion import (
     Provenance,
     TrainingRunReference,
 )
+from modelops.api.v1alpha1.quarantine import (
+    AFFECTED_MAX_ITEMS,
+    AffectedVersion,
+    Quarantine,
+    QuarantineSpec,
+    QuarantineStatus,
+)
 from modelops.api.v1alpha1.trainingrun import (
     Failure,
     Output,
@@ -103,6 +111,7 @@ from modelops.api.v1alpha1.trainingrun import (
 )
 
 __all__ = [
+    "AFFECTED_MAX_ITEMS",
     "API_VERSION",
     "CATEGORY",
     "DEFAULT_SERVER_COMMAND",
@@ -112,9 +121,11 @@ __all__ = [
     "HISTORY_MAX_ITEMS",
     "KINDS",
     "MODEL_NAME_MAX_LENGTH",
+    "QUARANTINED_MAX_ITEMS",
     "VERSION",
     "VERSION_MAX_LENGTH",
     "Actions",
+    "AffectedVersion",
     "ApiModel",
     "Artifact",
     "Canary",
@@ -160,6 +171,9 @@ __all__ = [
     "Promotion",
     "Provenance",
     "PvcOutput",
+    "Quarantine",
+    "QuarantineSpec",
+    "QuarantineStatus",
     "ResourceRequirements",
     "Retention",
     "RetrainAction",

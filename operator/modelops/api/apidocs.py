@@ -33,9 +33,9 @@ enforces. `kubectl explain <kind>.spec` prints the same descriptions.
 | --- | --- | --- |
 {{kinds}}
 
-All four kinds are namespaced, belong to the category `modelops` (`kubectl get modelops`
-lists them all), and have a status subresource: users write `spec`, the operator writes
-`status`.
+Every kind belongs to the category `modelops` (`kubectl get modelops` lists them all) and has
+a status subresource: users write `spec`, the operator writes `status`. Quarantine is
+cluster-scoped (a dataset or image is tainted wherever it was used); the others are namespaced.
 
 ## Conventions
 
@@ -56,6 +56,7 @@ model; two registrations of the same version collide instead of coexisting. |
 characters | `<model>-<version>` must fit in 63. |
 | TrainingRun | DNS label, at most 63 characters | Its Job gets the same name. |
 | DriftPolicy | DNS label, at most 63 characters | It labels the TrainingRuns it starts. |
+| Quarantine | any valid name | Nothing is derived from it. |
 
 ### Status, conditions and observedGeneration
 

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from modelops.api.meta import GROUP, VERSION, ApiModel, ConditionDoc, NameRule
-from modelops.api.v1alpha1 import driftpolicy, model, modelversion, trainingrun
+from modelops.api.v1alpha1 import driftpolicy, model, modelversion, quarantine, trainingrun
 
 CATEGORY = "modelops"
 
@@ -71,7 +71,7 @@ class KindInfo:
 
     group: str = GROUP
     version: str = VERSION
-    scope: Literal["Namespaced"] = "Namespaced"
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced"
     categories: tuple[str, ...] = (CATEGORY,)
     """``kubectl get modelops`` lists every kind in this category."""
 
@@ -231,7 +231,52 @@ KINDS: Mapping[str, KindInfo] = MappingProxyType(
                 conditions=driftpolicy.DRIFTPOLICY_CONDITIONS,
                 name_rule=driftpolicy.NAME_RULE,
             ),
+            KindInfo(
+                kind="Quarantine",
+                plural="quarantines",
+                singular="quarantine",
+                short_names=("qtn",),
+                model=quarantine.Quarantine,
+                spec=quarantine.QuarantineSpec,
+                status=quarantine.QuarantineStatus,
+                printer_columns=(
+                    PrinterColumn(
+                        name="Dataset",
+                        type="string",
+                        json_path=".spec.datasetDigest",
+                        description="Digest of the tainted training data.",
+                    ),
+                    PrinterColumn(
+                        name="Image",
+                        type="string",
+                        json_path=".spec.imageDigest",
+                        description="Digest of the tainted training image.",
+                    ),
+                    PrinterColumn(
+                        name="Affected",
+                        type="integer",
+                        json_path=".status.affectedCount",
+                        description="ModelVersions quarantined by it.",
+                    ),
+                    PrinterColumn(
+                        name="By",
+                        type="string",
+                        json_path=".status.declaredBy",
+                        description="Who declared it.",
+                    ),
+                    PrinterColumn(
+                        name="Reason",
+                        type="string",
+                        json_path=".spec.reason",
+                        description="Why the data or image is tainted.",
+                        priority=1,
+                    ),
+                    _AGE,
+                ),
+                conditions=quarantine.QUARANTINE_CONDITIONS,
+                scope="Cluster",
+            ),
         )
     }
 )
-"""The four kinds, in the order they are documented."""
+"""The five kinds, in the order they are documented."""

@@ -1,4 +1,5 @@
-"""``kubectl modelops``: lineage, drift, history, and a person's promote / rollback / approve.
+"""``kubectl modelops``: lineage, drift, history, and a person's promote / rollback / approve /
+quarantine.
 
 Installed with the package as the console script ``kubectl-modelops``; kubectl finds it on
 ``PATH`` and runs it for ``kubectl modelops …`` (kubectl's own flags are not passed on: give
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from modelops import api
 from modelops.cli import render
 from modelops.cli.kube import Kube, KubeError
 from modelops.core import labels
@@ -68,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="kubectl modelops",
-        description="Lineage, drift and history of modelops Models; promote, roll back, approve.",
+        description="Lineage, drift and history of modelops Models; promote, roll back, "
+        "approve, quarantine.",
         parents=[common],
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -119,6 +122,26 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("model", help="Model name")
     approve.add_argument("version", help="version to approve")
     approve.set_defaults(run=_approve)
+
+    quarantine = command(
+        "quarantine",
+        help="declare a dataset or training image tainted, list the declarations, or lift one",
+        description="Declare a dataset (or training image) digest tainted: every ModelVersion "
+        "trained on it, and every version trained from one of those, is taken out of "
+        "production, refused when pinned, and not retrained from, in every namespace. "
+        "Cluster-scoped: needs the modelops-quarantine-admin role.",
+    )
+    mode = quarantine.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dataset", metavar="DIGEST", help="sha256:<hex> of the tainted data")
+    mode.add_argument("--image", metavar="DIGEST", help="sha256:<hex> of the tainted image")
+    mode.add_argument("--list", action="store_true", help="list the Quarantines in force")
+    mode.add_argument("--lift", metavar="NAME", help="lift (delete) the Quarantine NAME")
+    quarantine.add_argument("--reason", help="why it is tainted (required to declare)")
+    quarantine.add_argument(
+        "--name", help="the Quarantine's name (default: dataset-<12 hex> or image-<12 hex>)"
+    )
+    _output(quarantine)
+    quarantine.set_defaults(run=_quarantine)
     return parser
 
 
@@ -197,6 +220,43 @@ def _approve(kube: Kube, args: argparse.Namespace) -> str:
     return f"ModelVersion {kube.namespace}/{name} approved{record}\n"
 
 
+def _quarantine(kube: Kube, args: argparse.Namespace) -> str:
+    if args.list:
+        items = kube.list("quarantines", None)
+        return _formatted(args, items, lambda: render.quarantine_table(items))
+    if args.lift:
+        declared = kube.get_cluster("quarantines", args.lift)
+        count = (declared.get("status") or {}).get("affectedCount")
+        kube.delete_cluster("quarantines", args.lift)
+        reached = f" ({count} version(s) eligible again)" if count else ""
+        return (
+            f"Quarantine {args.lift} lifted{reached}; nothing serves again by itself: pin or "
+            "promote a version to serve it\n"
+        )
+    if not args.reason:
+        raise KubeError("--reason is required to declare a Quarantine: say why it is tainted")
+    what = "dataset" if args.dataset else "image"
+    digest = _digest(args.dataset or args.image)
+    name = args.name or f"{what}-{digest.removeprefix('sha256:')[:12]}"
+    body = {
+        "apiVersion": f"{api.GROUP}/{api.VERSION}",
+        "kind": "Quarantine",
+        "metadata": {"name": name},
+        "spec": {f"{what}Digest": digest, "reason": args.reason},
+    }
+    created = kube.create_cluster("quarantines", body)
+    by = (created["metadata"].get("annotations") or {}).get(labels.DECLARED_BY)
+    record = (
+        f"recorded: declared by {by}"
+        if by
+        else "no record of who declared it: the quarantine-record admission policy is not installed"
+    )
+    return (
+        f"Quarantine {name} declared ({record}); affected versions: kubectl get mv -A -l "
+        f"{labels.QUARANTINED}=true\n"
+    )
+
+
 def _pin(kube: Kube, model: Obj, version: str, verb: str) -> str:
     name = model["metadata"]["name"]
     serving = (model.get("spec") or {}).get("serving")
@@ -211,6 +271,11 @@ def _pin(kube: Kube, model: Obj, version: str, verb: str) -> str:
     mv = kube.get("modelversions", f"{name}-{version}", what=f"version {version} of {where}")
     if (mv.get("status") or {}).get("phase") == "Retired":
         raise KubeError(f"version {version} of {where} is retired and can never be served again")
+    if (mv["metadata"].get("labels") or {}).get(labels.QUARANTINED) == "true":
+        raise KubeError(
+            f"version {version} of {where} is quarantined (kubectl get mv {name}-{version} "
+            "shows why): it cannot be served while the Quarantine stands"
+        )
     kube.patch("models", name, {"spec": {"serving": {"version": version}}})
     current = (model.get("status") or {}).get("productionVersion")
     was = f" (production is {current} until it rolls out)" if current and current != version else ""

@@ -89,6 +89,34 @@ class Kube:
             raise self._error(error, plural, name, None) from error
         return cast(Obj, obj)
 
+    def get_cluster(self, plural: str, name: str) -> Obj:
+        """One cluster-scoped object (a Quarantine); not found is a :class:`KubeError`."""
+        try:
+            obj = self._api.get_cluster_custom_object(api.GROUP, api.VERSION, plural, name)
+        except ApiException as error:
+            raise self._error(error, plural, name, f"{KINDS.get(plural, plural)} {name}") from error
+        return cast(Obj, obj)
+
+    def create_cluster(self, plural: str, body: Obj) -> Obj:
+        """Create one cluster-scoped object, as the person running the plugin."""
+        name = body["metadata"]["name"]
+        try:
+            obj = self._api.create_cluster_custom_object(
+                api.GROUP, api.VERSION, plural, body, field_manager="kubectl-modelops"
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise KubeError(f"{KINDS.get(plural, plural)} {name} exists already") from error
+            raise self._error(error, plural, name, f"{KINDS.get(plural, plural)} {name}") from error
+        return cast(Obj, obj)
+
+    def delete_cluster(self, plural: str, name: str) -> None:
+        """Delete one cluster-scoped object."""
+        try:
+            self._api.delete_cluster_custom_object(api.GROUP, api.VERSION, plural, name)
+        except ApiException as error:
+            raise self._error(error, plural, name, f"{KINDS.get(plural, plural)} {name}") from error
+
     def _error(
         self, error: ApiException, plural: str, name: str | None, what: str | None
     ) -> KubeError:

@@ -179,10 +179,43 @@ def history_table(model: Obj) -> str:
         )
         for e in entries
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return _table(rows)
+
+
+def quarantine_table(items: Sequence[Mapping[str, Any]]) -> str:
+    """The Quarantines in force as a table, by name."""
+    if not items:
+        return "No Quarantine in force.\n"
+    rows = [("NAME", "TAINTED", "AFFECTED", "DECLARED BY", "REASON")]
+    for q in sorted(items, key=lambda q: q["metadata"]["name"]):
+        spec, status = q.get("spec") or {}, q.get("status") or {}
+        tainted = (
+            f"dataset {spec['datasetDigest']}"
+            if spec.get("datasetDigest")
+            else f"image {spec.get('imageDigest', '')}"
+        )
+        count = status.get("affectedCount")
+        rows.append(
+            (
+                q["metadata"]["name"],
+                tainted,
+                "-" if count is None else str(count),
+                status.get("declaredBy") or "-",
+                spec.get("reason", ""),
+            )
+        )
+    return _table(rows)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; the last one (free text) is not padded."""
+    last = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
     return (
         "\n".join(
-            "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "   " + row[5]
+            "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:last]))
+            + "   "
+            + row[last]
             for row in rows
         )
         + "\n"

@@ -189,6 +189,9 @@ class Observed:
     runs: tuple[api.TrainingRun, ...] = ()
     sources: int = 0
     """Pods that answered the scrape (0 for a Prometheus source)."""
+    retrain_refused: str | None = None
+    """Why a retrain must not start whatever the drift: a Quarantine reaches the data or
+    image of the Model's spec.training (``core.quarantine.retrain_refused``)."""
 
 
 @dataclass(frozen=True)
@@ -632,7 +635,13 @@ def _evaluated(
     retrain_name: str | None = None
     if firing and verdict is not None:
         run, why_not = decide_retrain(
-            policy, observed.model, observed.runs, evaluation, version, now
+            policy,
+            observed.model,
+            observed.runs,
+            evaluation,
+            version,
+            now,
+            refused=observed.retrain_refused,
         )
         if run is not None:
             create = (run,)
@@ -837,12 +846,15 @@ def decide_retrain(
     evaluation: Evaluation,
     version: str,
     now: datetime,
+    *,
+    refused: str | None = None,
 ) -> tuple[Obj | None, str | None]:
     """Whether a drifting policy starts a retrain now.
 
     Returns the TrainingRun to create, or None and why not (None when retraining is simply
     not configured). ``runs`` are the TrainingRuns labelled with this policy; the caller has
-    established that drift is firing.
+    established that drift is firing. ``refused``: why the training data or image may not be
+    used (a Quarantine reaches it).
     """
     action = policy.spec.actions.retrain
     if action is None or not action.enabled:
@@ -853,6 +865,8 @@ def decide_retrain(
             f"Not retraining Model {model_name}: it has no spec.training template to create "
             "a TrainingRun from"
         )
+    if refused is not None:
+        return None, f"Not retraining Model {model_name}: {refused}"
     unfinished = sorted(_name(r) for r in runs if r.status.phase not in _FINISHED)
     if len(unfinished) >= action.max_concurrent:
         return None, (

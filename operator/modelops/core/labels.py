@@ -16,6 +16,10 @@ RETIRED: Final = f"{DOMAIN}/retired"
 """On a retired ModelVersion, so ``kubectl get mv -l modelops.dev/retired=true`` finds them."""
 APPROVED: Final = f"{DOMAIN}/approved"
 """Set to ``"true"`` on a ModelVersion by a person allowed to approve promotions."""
+QUARANTINED: Final = f"{DOMAIN}/quarantined"
+"""On a ModelVersion a Quarantine reaches (``"true"``), so ``kubectl get mv -A -l
+modelops.dev/quarantined=true`` lists them and admission refuses to pin them; removed when
+the Quarantine is lifted."""
 DRIFTPOLICY: Final = f"{DOMAIN}/driftpolicy"
 """On a TrainingRun created by a DriftPolicy's retrain action."""
 
@@ -35,6 +39,10 @@ APPROVED_BY: Final = f"{DOMAIN}/approved-by"
 """Annotation: the user whose request set :data:`APPROVED` to ``"true"``."""
 APPROVED_AT: Final = f"{DOMAIN}/approved-at"
 """Annotation: when that request was made (RFC 3339, UTC)."""
+
+# -- quarantine: stamped by the API server (manifests/admission/quarantine_record_*.yaml) -------
+DECLARED_BY: Final = f"{DOMAIN}/declared-by"
+"""Annotation on a Quarantine: the user whose request created it."""
 
 DIGEST_HEX_CHARS: Final = 56
 """Hex digits of a sha256 digest kept in a label value: ``sha256-`` and 56 digits fill the 63

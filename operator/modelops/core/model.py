@@ -41,6 +41,14 @@ from modelops.core.plan import (
     Plan,
     StatusPatch,
 )
+from modelops.core.quarantine import (
+    LIFTED,
+    QUARANTINED,
+    Taint,
+    Verdict,
+    ever_quarantined,
+    reached,
+)
 
 SERVER_CONTAINER = "server"
 SERVER_PORT = 8080
@@ -59,7 +67,15 @@ RETIRE_JOB_RESOURCES: Mapping[str, Mapping[str, str]] = {
 """Marking a directory (or deleting its files) needs little; every value is set, so a
 namespace whose ResourceQuota covers requests and limits of CPU and memory admits the pod."""
 RETIRE_JOB_DEADLINE_SECONDS = 600
-STALLED_REASONS = frozenset({"RolloutFailed", "VersionRetired", "UnsupportedArtifact"})
+STALLED_REASONS = frozenset(
+    {
+        "RolloutFailed",
+        "VersionRetired",
+        "UnsupportedArtifact",
+        "VersionQuarantined",
+        "QuarantineLifted",
+    }
+)
 """Problems only a change of the spec (or of the version) resolves: kstatus ``Stalled``. A pin
 of a version not registered yet is not among them: registering it resolves it."""
 
@@ -93,6 +109,8 @@ class Observed:
     deployments: Mapping[str, Obj]
     pods: Mapping[str, Sequence[Obj]]
     services: Mapping[str, Obj] = field(default_factory=dict)
+    taints: Sequence[Taint] = ()
+    """The Quarantines in force (cluster-wide)."""
 
 
 @dataclass(frozen=True)
@@ -120,15 +138,25 @@ def reconcile(
 ) -> Plan:
     """Decide serving, promotion, rollback and retirement for ``model``."""
     by_version = {v.spec.version: v for v in observed.versions}
+    verdicts = reached(observed.versions, observed.taints)
     serving = model.spec.serving
     if serving is None:
         rollout = _Rollout(production=None, canary=None, replicas={}, roles={})
         target = None
     else:
-        target, problem = _target(model, serving, by_version)
-        rollout = _step(model, serving, target, by_version, observed, now)
-        if problem is not None and rollout.problem is None:
+        target, problem = _target(model, serving, by_version, verdicts)
+        prod = model.status.production_version
+        if prod in verdicts and prod in by_version:
+            assert prod is not None
+            rollout = _evacuate(model, serving, prod, verdicts, target, by_version, now)
+            target = rollout.production
+        else:
+            rollout = _step(model, serving, target, by_version, observed, now)
+        if problem is not None and (rollout.problem is None or rollout.problem[0] == "Quarantined"):
+            # A quarantined pin is the problem to fix, on this reconcile and the next alike.
             rollout = replace(rollout, problem=problem)
+        if rollout.production is None and verdicts and rollout.problem is None:
+            rollout = replace(rollout, problem=_nothing_clean(verdicts))
     keep = {v for v in (rollout.production, rollout.canary, target) if v}
     retiring = _to_retire(model, by_version, keep, now)
 
@@ -186,15 +214,43 @@ def reconcile(
             notifications.append(_notify(model, entry))
     retired_now = dict(retiring)
     for version, mv in by_version.items():
-        # A version retired now, or before, carries the label admission refuses to serve. The
-        # phase and the label are two writes: after a crash between them the label is redone
-        # here, whatever else this reconcile decides.
+        # A version retired now, or before, carries the label admission refuses to serve; so
+        # does a quarantined one, until the quarantine is lifted. The phase and the labels are
+        # separate writes: after a crash between them the labels are redone here, whatever
+        # else this reconcile decides.
+        have = mv.metadata.labels or {}
+        want: dict[str, str | None] = {}
         retired = version in retired_now or mv.status.phase is VersionPhase.RETIRED
-        if retired and (mv.metadata.labels or {}).get(labels.RETIRED) != "true":
-            metadata.append(MetadataPatch(_ref(mv), {labels.RETIRED: "true"}))
-        patch = _version_status(mv, rollout, retired_now.get(version), now)
+        if retired and have.get(labels.RETIRED) != "true":
+            want[labels.RETIRED] = "true"
+        if version in verdicts and have.get(labels.QUARANTINED) != "true":
+            want[labels.QUARANTINED] = "true"
+        elif version not in verdicts and labels.QUARANTINED in have:
+            want[labels.QUARANTINED] = None
+        if want:
+            metadata.append(MetadataPatch(_ref(mv), want))
+        patch = _version_status(mv, rollout, retired_now.get(version), verdicts.get(version), now)
         if patch is not None:
             version_status.append(patch)
+    # Announced once per change: the list in the Model's status is written with the
+    # announcements, so a retry after a lost write of the versions' own status says nothing twice.
+    before = set(model.status.quarantined_versions or ())
+    for version in sorted(set(verdicts) - before):
+        verdict = verdicts[version]
+        events.append(
+            EventSpec("Warning", "VersionQuarantined", f"Version {version}: {verdict.describe()}")
+        )
+        notifications.append(_notify_version(model, "quarantined", version, verdict))
+    for version in sorted(before - set(verdicts)):
+        events.append(
+            EventSpec(
+                "Normal",
+                "QuarantineLifted",
+                f"Version {version} is no longer quarantined; it serves again only when pinned "
+                "or promoted",
+            )
+        )
+        notifications.append(_notify_version(model, "quarantinelifted", version, None))
 
     status = model.status.model_copy(deep=True)
     status.production_version = rollout.production
@@ -206,6 +262,7 @@ def reconcile(
     )
     status.history = history[-api.HISTORY_MAX_ITEMS :] if history else None
     status.datasets = _served_datasets(rollout, by_version) or None
+    status.quarantined_versions = sorted(verdicts)[: api.QUARANTINED_MAX_ITEMS] or None
     status.conditions = _conditions(model, serving, rollout, observed, now)
     status.observed_generation = model.metadata.generation or 0
     return Plan(
@@ -235,7 +292,10 @@ def _served_datasets(
 
 
 def _target(
-    model: api.Model, serving: api.Serving, by_version: Mapping[str, api.ModelVersion]
+    model: api.Model,
+    serving: api.Serving,
+    by_version: Mapping[str, api.ModelVersion],
+    verdicts: Mapping[str, Verdict],
 ) -> tuple[str | None, tuple[str, str] | None]:
     """The version that should serve production, and a problem that prevents one."""
     current = model.status.production_version
@@ -255,6 +315,19 @@ def _target(
                 "VersionRetired",
                 f"serving.version {pin} is retired and can never be served again",
             )
+        if pin in verdicts:
+            return current, (
+                "VersionQuarantined",
+                f"serving.version {pin} is quarantined, {verdicts[pin].describe()}; pin a clean "
+                "version",
+            )
+        if pin != current and _taken_off_at_this_generation(model, pin):
+            return current, (
+                "QuarantineLifted",
+                f"serving.version {pin} was taken out of production by a Quarantine, since "
+                "lifted; it serves again after an edit of the Model's spec (pin another "
+                "version, or remove the pin, then pin it again)",
+            )
         failed = _rolled_back_at_this_generation(model, pin)
         if pin != current and failed is not None:
             return current, (
@@ -263,18 +336,102 @@ def _target(
                 f"({failed.reason}); pin another version, or edit the Model to retry",
             )
         return pin, _unsupported(mv)
+    newest = _newest_eligible(serving, by_version, verdicts)
+    if newest is None:
+        return current, None
+    return newest, None
+
+
+def _newest_eligible(
+    serving: api.Serving,
+    by_version: Mapping[str, api.ModelVersion],
+    verdicts: Mapping[str, Verdict],
+) -> str | None:
+    """The newest version automatic promotion may pick: not retired, never quarantined, no
+    failed rollout, through every gate (and approved when required), servable."""
     eligible = [
         mv
-        for mv in by_version.values()
+        for v, mv in by_version.items()
         if mv.status.phase is not VersionPhase.RETIRED
+        and v not in verdicts
+        and not ever_quarantined(mv)
         and not _rollout_failed(mv)
         and _passes(mv, serving)
         and _unsupported(mv) is None
     ]
     if not eligible:
-        return current, None
-    newest = max(eligible, key=lambda mv: (_created(mv), mv.spec.version))
-    return newest.spec.version, None
+        return None
+    return max(eligible, key=lambda mv: (_created(mv), mv.spec.version)).spec.version
+
+
+def _evacuate(
+    model: api.Model,
+    serving: api.Serving,
+    prod: str,
+    verdicts: Mapping[str, Verdict],
+    target: str | None,
+    by_version: Mapping[str, api.ModelVersion],
+    now: datetime,
+) -> _Rollout:
+    """Production serves a quarantined version: move it at once (no canary, no waiting for
+    availability) to the newest clean version, or serve nothing when there is none."""
+    verdict = verdicts[prod]
+    clean = target if target is not None and target not in verdicts else None
+    if clean is None:
+        clean = _newest_eligible(serving, by_version, verdicts)
+    entry = api.HistoryEntry(
+        time=now,
+        kind=api.HistoryKind.QUARANTINED,
+        from_=prod,
+        to=clean,
+        reason=verdict.describe()[:1024],
+        generation=model.metadata.generation,
+    )
+    if clean is None:
+        message = (
+            f"Took version {prod} out of production, {verdict.describe()}; no clean version "
+            "passes the gates: nothing serves"
+        )
+        return _Rollout(
+            None,
+            None,
+            {},
+            {},
+            history=(entry,),
+            events=(EventSpec("Warning", "Quarantined", message),),
+            problem=("Quarantined", message),
+        )
+    message = f"Rolled back from {prod} to {clean}: {prod} is {verdict.describe()}"
+    return _Rollout(
+        clean,
+        None,
+        {clean: serving.replicas},
+        {clean: "production"},
+        history=(entry,),
+        events=(EventSpec("Warning", "Quarantined", message),),
+        progressing=f"rolling out version {clean} after a quarantine",
+        requeue=PROGRESS_REQUEUE,
+    )
+
+
+def _nothing_clean(verdicts: Mapping[str, Verdict]) -> tuple[str, str]:
+    names = ", ".join(sorted(verdicts)[:10]) + (", …" if len(verdicts) > 10 else "")
+    return (
+        "Quarantined",
+        f"no version to serve: {len(verdicts)} version(s) are quarantined ({names}) and no "
+        "clean version passes the gates",
+    )
+
+
+def _taken_off_at_this_generation(model: api.Model, version: str) -> bool:
+    """Whether a Quarantine took ``version`` out of production under the Model's current
+    generation: lifting it serves nothing again by itself, a new pin does."""
+    return any(
+        h.kind is api.HistoryKind.QUARANTINED
+        and h.from_ == version
+        and h.generation == model.metadata.generation
+        for h in model.status.history or ()
+    )
 
 
 def _rolled_back_at_this_generation(model: api.Model, version: str) -> api.HistoryEntry | None:
@@ -531,7 +688,11 @@ def _to_retire(
 
 
 def _version_status(
-    mv: api.ModelVersion, rollout: _Rollout, retired_reason: str | None, now: datetime
+    mv: api.ModelVersion,
+    rollout: _Rollout,
+    retired_reason: str | None,
+    verdict: Verdict | None,
+    now: datetime,
 ) -> StatusPatch | None:
     version = mv.spec.version
     status = mv.status.model_copy(deep=True)
@@ -556,6 +717,8 @@ def _version_status(
         status.phase = VersionPhase.REGISTERED
         if version == rollout.failed:
             ready = (_FALSE, "RolloutFailed", rollout.problem[1] if rollout.problem else "")
+        elif verdict is not None:
+            ready = (_FALSE, "Quarantined", f"quarantined: {verdict.describe()}")
         elif _rollout_failed(mv):
             return None  # keep the failure on record until the version retires
         else:
@@ -569,7 +732,29 @@ def _version_status(
         observed_generation=gen,
         now=now,
     )
-    stalled = (ready[1], ready[2]) if ready[1] == "RolloutFailed" else None
+    quarantined = conditions.find_condition(status.conditions, QUARANTINED)
+    if verdict is not None:
+        status.conditions = conditions.set_condition(
+            status.conditions,
+            QUARANTINED,
+            _TRUE,
+            reason=verdict.reason,
+            message=verdict.describe()[:1024],
+            observed_generation=gen,
+            now=now,
+        )
+    elif quarantined is not None and quarantined.status is _TRUE:
+        status.conditions = conditions.set_condition(
+            status.conditions,
+            QUARANTINED,
+            _FALSE,
+            reason=LIFTED,
+            message="the quarantine was lifted; pin or promote the version to serve it again "
+            "(automatic promotion never picks it)",
+            observed_generation=gen,
+            now=now,
+        )
+    stalled = (ready[1], ready[2]) if ready[1] in ("RolloutFailed", "Quarantined") else None
     status.conditions = conditions.set_kstatus(
         status.conditions, reconciling=None, stalled=stalled, observed_generation=gen, now=now
     )
@@ -834,6 +1019,24 @@ def _notify(model: api.Model, entry: api.HistoryEntry) -> Notification:
         type=f"dev.modelops.model.{entry.kind.value.lower()}",
         subject=f"{model.metadata.namespace}/{_name(model)}",
         data={"model": _name(model), "namespace": model.metadata.namespace, **entry.to_dict()},
+    )
+
+
+def _notify_version(
+    model: api.Model, what: str, version: str, verdict: Verdict | None
+) -> Notification:
+    data: Obj = {"model": _name(model), "namespace": model.metadata.namespace, "version": version}
+    if verdict is not None:
+        data |= {
+            "quarantine": verdict.taint.name,
+            verdict.taint.what + "Digest": verdict.taint.digest,
+            "via": verdict.via,
+            "reason": verdict.taint.reason,
+        }
+    return Notification(
+        type=f"dev.modelops.modelversion.{what}",
+        subject=f"{model.metadata.namespace}/{_name(model)}",
+        data=data,
     )
 
 

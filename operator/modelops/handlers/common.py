@@ -53,7 +53,7 @@ def _report_invalid(deps: Deps, raw: Obj, error: ValidationError) -> None:
     log.warning(
         "Ignoring invalid %s %s/%s: %s",
         raw["kind"],
-        raw["metadata"]["namespace"],
+        raw["metadata"].get("namespace", ""),
         raw["metadata"]["name"],
         message,
     )

@@ -4,17 +4,18 @@ write, export ``modelops_drift_*``; again every ``spec.interval``."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from modelops import api
-from modelops.core import driftpolicy
+from modelops.core import driftpolicy, quarantine
 from modelops.core.plan import ObjectRef
 from modelops.handlers.common import act, forget_announcements, load
 from modelops.handlers.deps import Deps
 from modelops.handlers.reconcile import GONE, Gone, reconciler
 from modelops.handlers.workqueue import Key
 from modelops.k8s import scrape
+from modelops.k8s.observe import model_versions, taints
 from modelops.observability import DriftSample, FeatureDriftSample, OperatorMetrics
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,13 @@ def reconcile_driftpolicy(deps: Deps, key: Key) -> float | Gone | None:
         return wait
     collected = scrape.collect(deps.kube, policy, state.references)
     observed = driftpolicy.window(policy, collected, state.windows, now=now)
+    if observed.model is not None and policy.spec.actions.retrain is not None:
+        refused = quarantine.retrain_refused(
+            observed.model,
+            model_versions(deps.kube, key.namespace, policy.spec.model_ref.name),
+            taints(deps.kube),
+        )
+        observed = replace(observed, retrain_refused=refused)
     decision = driftpolicy.reconcile(policy, observed, now=now)
     writes = act(deps, key, raw, decision.plan, live={ObjectRef.of(raw): raw}, now=now)
     deps.metrics.writes.labels(key.kind).inc(writes)

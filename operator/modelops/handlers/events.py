@@ -23,16 +23,18 @@ SOURCES: Final = (
     Source(API_VERSION, "Model"),
     Source(API_VERSION, "ModelVersion"),
     Source(API_VERSION, "DriftPolicy"),
+    Source(API_VERSION, "Quarantine"),
     Source("batch/v1", "Job", TRAININGRUN),
     Source("apps/v1", "Deployment", MODEL),
     Source("v1", "Pod", MODEL),
     Source("v1", "Service", MODEL),
 )
-"""Everything reconciles read: the four kinds, and the children the operator labels (so the
-cache holds what the operator owns, not every Job and Pod of the cluster). Every pod the
+"""Everything reconciles read: the five kinds (Quarantine cluster-scoped), and the children the
+operator labels (so the cache holds what the operator owns, not every Job and Pod of the
+cluster). Every pod the
 operator creates, training or serving, carries ``modelops.dev/model``."""
 
-_OWN_KINDS: Final = frozenset({"TrainingRun", "Model", "DriftPolicy"})
+_OWN_KINDS: Final = frozenset({"TrainingRun", "Model", "DriftPolicy", "Quarantine"})
 _GENERATIONS: Final = "generations"
 
 
@@ -40,12 +42,29 @@ def router(deps: Deps, patterns: Sequence[str] = ()) -> Callable[[str, Obj], Non
     """The function that turns one watch event into work-queue keys (call it on the event
     loop). ``patterns``: namespace globs an object's namespace must match, if any."""
 
+    def watched(namespace: str) -> bool:
+        return not patterns or any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
+
     def route(event: str, obj: Obj) -> None:
         meta = obj["metadata"]
         namespace = meta.get("namespace", "")
-        if patterns and not any(fnmatch.fnmatchcase(namespace, p) for p in patterns):
-            return
         kind = obj["kind"]
+        if kind == "Quarantine":
+            # Declared, changed or lifted: every Model decides again which of its versions
+            # may serve (from the cache: no request), and the Quarantine's status follows —
+            # written only by an operator that watches every namespace (one that watches
+            # some sees only some of the versions it reaches).
+            if deps.settings.all_namespaces:
+                _own(deps, Key(kind, "", meta["name"]), event, meta.get("generation"))
+            if event not in ("ADDED", "DELETED"):
+                return  # the spec is immutable: a change is the operator's own status write
+            for model in deps.kube.list(API_VERSION, "Model", None):
+                model_ns = model["metadata"].get("namespace", "")
+                if watched(model_ns):
+                    deps.queue.add(Key("Model", model_ns, model["metadata"]["name"]))
+            return
+        if not watched(namespace):
+            return
         if kind in _OWN_KINDS:
             _own(deps, Key(kind, namespace, meta["name"]), event, meta.get("generation"))
             return

@@ -19,6 +19,7 @@ def reconcile_model(deps: Deps, key: Key) -> float | Gone | None:
     loaded = load(deps, key, api.Model)
     if loaded is None:
         deps.metrics.serving_info.forget(key.namespace, key.name)
+        deps.metrics.quarantined.set(key.namespace, key.name, 0)
         forget_announcements(deps, key)
         return GONE
     model, raw = loaded
@@ -48,5 +49,8 @@ def reconcile_model(deps: Deps, key: Key) -> float | Gone | None:
     status = next(p.status for p in plan.status if p.target.kind == "Model")
     deps.metrics.serving_info.set(
         key.namespace, key.name, status.get("productionVersion"), status.get("canaryVersion")
+    )
+    deps.metrics.quarantined.set(
+        key.namespace, key.name, len(status.get("quarantinedVersions") or ())
     )
     return plan.requeue_after

@@ -26,7 +26,13 @@ from modelops.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 WATCHED = {
-    f"{GROUP}/{VERSION}": ("trainingruns", "models", "modelversions", "driftpolicies"),
+    f"{GROUP}/{VERSION}": (
+        "trainingruns",
+        "models",
+        "modelversions",
+        "driftpolicies",
+        "quarantines",
+    ),
     "batch/v1": ("jobs",),
     "apps/v1": ("deployments",),
 }

@@ -347,8 +347,11 @@ class Cache:
         self.sources = tuple(sources)
         self._stores = {s: Store() for s in self.sources}
         scopes: list[str | None] = list(namespaces) or [None]
+        # A cluster-scoped kind (Quarantine) has one informer whatever the namespaces.
         self._informers = [
-            Informer(api, s, ns, self._stores[s], on_event) for s in self.sources for ns in scopes
+            Informer(api, s, ns, self._stores[s], on_event)
+            for s in self.sources
+            for ns in (scopes if s.resource.namespaced else [None])
         ]
 
     @classmethod

@@ -89,6 +89,7 @@ _KNOWN: Final = {
         Resource("modelops.dev/v1alpha1", "ModelVersion", "modelversions"),
         Resource("modelops.dev/v1alpha1", "TrainingRun", "trainingruns"),
         Resource("modelops.dev/v1alpha1", "DriftPolicy", "driftpolicies"),
+        Resource("modelops.dev/v1alpha1", "Quarantine", "quarantines", namespaced=False),
     )
 }
 
@@ -457,6 +458,9 @@ class Kube:
         announcement``: sending the same announcement again changes nothing.
         """
         meta = regarding["metadata"]
+        # Events are namespaced; one about a cluster-scoped object (a Quarantine) goes to
+        # "default", as kubectl and the kubelet do.
+        where = meta.get("namespace") or "default"
         stamp = now.isoformat().replace("+00:00", "Z")
         identity = "\0".join(
             (meta.get("uid") or meta["name"], event.type, event.reason, event.message)
@@ -467,12 +471,12 @@ class Kube:
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": name, "namespace": meta["namespace"], "annotations": annotations},
+            "metadata": {"name": name, "namespace": where, "annotations": annotations},
             "involvedObject": {
                 "apiVersion": regarding["apiVersion"],
                 "kind": regarding["kind"],
                 "name": meta["name"],
-                "namespace": meta["namespace"],
+                "namespace": meta.get("namespace", ""),
                 "uid": meta.get("uid"),
                 "resourceVersion": meta.get("resourceVersion"),
             },
@@ -489,16 +493,16 @@ class Kube:
         }
         try:
             try:
-                self._request("POST", events.path(meta["namespace"]), body=body)
+                self._request("POST", events.path(where), body=body)
             except ApiException as e:
                 if e.status != 409:
                     raise
-                existing = self._request("GET", events.path(meta["namespace"], name))
+                existing = self._request("GET", events.path(where, name))
                 seen = (existing["metadata"].get("annotations") or {}).get(ANNOUNCEMENT)
                 if event.id is not None and seen == event.id:
                     return True  # this very announcement was recorded before a restart
                 self._patch(
-                    events.path(meta["namespace"], name),
+                    events.path(where, name),
                     {
                         "metadata": {"annotations": annotations},
                         "count": int(existing.get("count") or 1) + 1,
@@ -511,7 +515,7 @@ class Kube:
             log.warning(
                 "Could not record event %s on %s/%s: %s",
                 event.reason,
-                meta["namespace"],
+                where,
                 meta["name"],
                 getattr(e, "reason", e),
             )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from modelops import api
-from modelops.core import labels, naming, trainingrun
+from modelops.core import labels, naming, quarantine, trainingrun
 from modelops.core import model as model_core
 from modelops.core.plan import Obj, ObjectRef
 from modelops.k8s.client import Kube
 
 Live = dict[ObjectRef, Obj]
+M = TypeVar("M", bound=BaseModel)
 
 
 def _index(*objs: Obj | None) -> Live:
@@ -67,16 +70,37 @@ def observe_trainingrun(
     return observed, _index(raw, job, version)
 
 
+def parse_all(raws: list[Obj], model: type[M]) -> list[M]:
+    """The objects that parse (admission refuses the others; a stray one is skipped)."""
+    out = []
+    for raw in raws:
+        try:
+            out.append(model.model_validate(raw))
+        except ValidationError:
+            continue
+    return out
+
+
+def taints(kube: Kube) -> tuple[quarantine.Taint, ...]:
+    """The Quarantines in force (cluster-scoped, from the cache)."""
+    return quarantine.taints(
+        parse_all(kube.list(api.API_VERSION, "Quarantine", None), api.Quarantine)
+    )
+
+
+def model_versions(kube: Kube, namespace: str | None, model: str | None) -> list[api.ModelVersion]:
+    """The versions of one Model (by the cache's index), or of every Model (``model`` None) in
+    ``namespace`` (None: every namespace watched)."""
+    return parse_all(
+        kube.list(api.API_VERSION, "ModelVersion", namespace, model=model), api.ModelVersion
+    )
+
+
 def observe_model(kube: Kube, model: api.Model, raw: Obj) -> tuple[model_core.Observed, Live]:
     """The Model's versions, and the Deployments, pods and Services that serve them."""
     ns, name = model.metadata.namespace or "", model.metadata.name or ""
     raw_versions = kube.list(api.API_VERSION, "ModelVersion", ns, model=name)
-    versions = []
-    for v in raw_versions:
-        try:
-            versions.append(api.ModelVersion.model_validate(v))
-        except ValidationError:
-            continue  # admission refuses such objects; a stray one is not servable
+    versions = parse_all(raw_versions, api.ModelVersion)
     selector = {labels.MODEL: name, "app.kubernetes.io/component": model_core.COMPONENT}
     deployments = {
         d["metadata"]["labels"][labels.VERSION]: d
@@ -95,7 +119,11 @@ def observe_model(kube: Kube, model: api.Model, raw: Obj) -> tuple[model_core.Ob
         if _owned_by(s, model)
     }
     observed = model_core.Observed(
-        versions=versions, deployments=deployments, pods=pods, services=services
+        versions=versions,
+        deployments=deployments,
+        pods=pods,
+        services=services,
+        taints=taints(kube),
     )
     return observed, _index(raw, *raw_versions, *deployments.values(), *services.values())
 

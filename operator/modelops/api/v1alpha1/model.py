@@ -270,6 +270,7 @@ class HistoryKind(StrEnum):
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     RETIRED = "Retired"
+    QUARANTINED = "Quarantined"
 
 
 class HistoryEntry(ApiModel):
@@ -279,7 +280,8 @@ class HistoryEntry(ApiModel):
     """When it happened."""
 
     kind: HistoryKind
-    """Promoted, RolledBack or Retired."""
+    """Promoted, RolledBack, Retired, or Quarantined (production taken off a quarantined
+    version: to its newest clean version, or to nothing)."""
 
     from_: VersionName | None = Field(default=None, alias="from")
     """The version that served production before; unset for the first promotion."""
@@ -309,6 +311,9 @@ class ServedDataset(DatasetReference):
     """The served version trained on this data."""
 
 
+QUARANTINED_MAX_ITEMS = 500
+
+
 class ModelStatus(ObjectStatus):
     """The observed state of a model."""
 
@@ -328,6 +333,12 @@ class ModelStatus(ObjectStatus):
 
     history: list[HistoryEntry] | None = Field(default=None, max_length=HISTORY_MAX_ITEMS)
     """The most recent changes of the served version, oldest first, at most 20."""
+
+    quarantined_versions: list[VersionName] | None = Field(
+        default=None, max_length=QUARANTINED_MAX_ITEMS
+    )
+    """The versions a Quarantine reaches now (see the Quarantine kind), sorted; they are never
+    served while it stands."""
 
 
 MODEL_CONDITIONS = (
@@ -352,8 +363,9 @@ MODEL_CONDITIONS = (
     ConditionDoc(
         type="Degraded",
         summary="Whether something needs attention although the model may still serve.",
-        true="The last rollout failed (and was rolled back if spec.serving.rollback), or the "
-        "production version lost available replicas.",
+        true="The last rollout failed (and was rolled back if spec.serving.rollback), the "
+        "production version lost available replicas, or a Quarantine took production off a "
+        "version (reason Quarantined, or VersionQuarantined for a pinned one).",
         false="The last rollout succeeded and the production version is fully available.",
         unknown="Not determined yet.",
     ),

@@ -141,12 +141,25 @@ MODELVERSION_CONDITIONS = (
         true="The version is registered and, when served, serves (reason Registered, Canary, "
         "Serving); a retired version is a final record and is Ready with reason Retired.",
         false="The version's rollout failed (reason RolloutFailed, for example the artifact "
-        "digest did not match): automatic promotion never picks it again.",
+        "digest did not match), or a Quarantine reaches it (reason Quarantined): automatic "
+        "promotion never picks it again.",
         unknown="Its Model has not reconciled it yet.",
+    ),
+    ConditionDoc(
+        type="Quarantined",
+        summary="Whether a Quarantine reaches the version (its training data or image is "
+        "declared tainted, or it was trained from a version that is).",
+        true="Quarantined: never served, pinned or promoted while the Quarantine stands "
+        "(reason DatasetQuarantined, ImageQuarantined or ParentQuarantined; the message names "
+        "the Quarantine).",
+        false="The Quarantine was lifted (reason Lifted): the version may be pinned again, but "
+        "automatic promotion never picks it.",
+        unknown="Not used; a version never quarantined has no such condition.",
     ),
     *kstatus_conditions(
         reconciling="Never set on a version: its rollout is reported on the Model.",
-        stalled="The version's rollout failed; it stays registered as a record.",
+        stalled="The version's rollout failed, or it is quarantined; it stays registered as a "
+        "record.",
     ),
 )
 
