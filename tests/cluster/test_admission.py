@@ -119,9 +119,10 @@ def policies(cluster: LocalCluster) -> Iterator[None]:
 def test_policies_type_check_against_the_crds(cluster: LocalCluster, policies: None) -> None:
     out = json.loads(cluster.kubectl("get", "validatingadmissionpolicies", "-o", "json").stdout)
     ours = [p for p in out["items"] if p["metadata"]["name"].startswith("modelops-")]
-    # The two retired-version policies, the approval record and the operator's writes
-    # (tests/cluster/test_operator_writes.py).
-    assert len(ours) == 4
+    # The two retired-version policies, the approval record, the operator's writes
+    # (tests/cluster/test_operator_writes.py), the quarantined-version pin and the quarantine
+    # record (tests/cluster/test_quarantine.py).
+    assert len(ours) == 6
     for policy in ours:
         checked = policy.get("status", {})
         assert checked.get("observedGeneration") == policy["metadata"]["generation"]

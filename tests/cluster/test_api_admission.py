@@ -477,6 +477,16 @@ def namespaces(crds: Cluster) -> Iterator[dict[str, str]]:
     yield names
     for name in names.values():
         crds.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    # Cluster-scoped samples outlive the namespaces: delete them, so no later module sees them.
+    for document in (param.values[1] for param in sample_documents()):
+        if KINDS[document["kind"]].scope == "Cluster":
+            crds.kubectl(
+                "delete",
+                f"{KINDS[document['kind']].plural}.{KINDS[document['kind']].group}",
+                document["metadata"]["name"],
+                "--ignore-not-found",
+                check=False,
+            )
 
 
 @pytest.fixture(scope="module")
