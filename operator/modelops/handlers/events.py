@@ -1,6 +1,6 @@
 """Watch events → work-queue keys. Events on children reconcile the object that owns them.
 
-The events come from the cache's informers (``modelops.k8s.cache``), which watch the four kinds
+The events come from the cache's informers (``modelops.k8s.cache``), which watch the five kinds
 and, by label, the children the operator creates; one watch per kind feeds both the cache the
 reconciles read and the queue.
 """
@@ -31,8 +31,8 @@ SOURCES: Final = (
 )
 """Everything reconciles read: the five kinds (Quarantine cluster-scoped), and the children the
 operator labels (so the cache holds what the operator owns, not every Job and Pod of the
-cluster). Every pod the
-operator creates, training or serving, carries ``modelops.dev/model``."""
+cluster). Every pod the operator creates, training or serving, carries
+``modelops.dev/model``."""
 
 _OWN_KINDS: Final = frozenset({"TrainingRun", "Model", "DriftPolicy", "Quarantine"})
 _GENERATIONS: Final = "generations"
