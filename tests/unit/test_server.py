@@ -221,6 +221,7 @@ def test_load_artifact_returns_the_verified_documents(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not listed in the manifest, so not part of it")
     verified = loader.load_artifact(tmp_path, digest)
     assert verified.digest == digest
+    assert isinstance(verified.model, contract.LinearModel)
     assert [feature.name for feature in verified.model.features] == ["x1", "x2"]
     assert [feature.name for feature in verified.reference.features] == ["x1", "x2"]
 

@@ -13,12 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelops.api import artifact as contract
 from modelops.runtimes.server.metrics import ServerMetrics
-from modelops.runtimes.server.model import FeatureBatch, LinearServedModel
+from modelops.runtimes.server.model import ArtifactServedModel, FeatureBatch
 from tests.unit.test_server import CLASSIFIER_REFERENCE, MIXED, MIXED_REFERENCE, write_artifact
 
 
-def loaded(directory: Path) -> LinearServedModel:
-    model = LinearServedModel(directory, write_artifact(directory, MIXED, MIXED_REFERENCE))
+def loaded(directory: Path) -> ArtifactServedModel:
+    model = ArtifactServedModel(directory, write_artifact(directory, MIXED, MIXED_REFERENCE))
     asyncio.run(model.load())
     return model
 

@@ -61,8 +61,9 @@ class Server:
 
 
 @contextmanager
-def server_process(directory: Path, **settings: str) -> Iterator[Server]:
-    """Run the server program on 127.0.0.1 with the classifier artifact until the block ends;
+def server_process(directory: Path, digest: str | None = None, **settings: str) -> Iterator[Server]:
+    """Run the server program on 127.0.0.1 until the block ends, on the artifact in
+    ``directory/artifact`` with ``digest`` (the classifier artifact, written here, if None);
     ``settings`` are ``MODELOPS_SERVER_*`` variables without the prefix."""
     artifact_dir = directory / "artifact"
     port = free_port()
@@ -73,7 +74,7 @@ def server_process(directory: Path, **settings: str) -> Iterator[Server]:
         "MODELOPS_SERVER_MODEL_NAME": "iris",
         "MODELOPS_SERVER_MODEL_VERSION": "v1",
         "MODELOPS_SERVER_ARTIFACT_DIR": str(artifact_dir),
-        "MODELOPS_SERVER_ARTIFACT_DIGEST": write_artifact(artifact_dir),
+        "MODELOPS_SERVER_ARTIFACT_DIGEST": digest or write_artifact(artifact_dir),
         # Debug level, so that the tests see that disconnects and malformed requests are
         # logged without a traceback even there.
         "MODELOPS_SERVER_LOG_LEVEL": "DEBUG",

@@ -23,11 +23,21 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MODEL_FORMAT: Final = "modelops-linear/v1"
-"""The value of `model.json`'s `format` field, and of `artifact.format` in a training result."""
+"""The value of `model.json`'s `format` field, and of `artifact.format` in a training result,
+for the reference trainer's linear models."""
+
+ONNX_FORMAT: Final = "onnx/v1"
+"""The format of a model exported to ONNX (any framework: scikit-learn through skl2onnx,
+XGBoost, LightGBM, PyTorch), served with onnxruntime; `model.json` describes it (`OnnxModel`)."""
+
+FORMATS: Final = (MODEL_FORMAT, ONNX_FORMAT)
+"""Every artifact format the reference model server loads."""
 
 MODEL_FILE = "model.json"
 REFERENCE_FILE = "reference.json"
 MANIFEST_FILE = "manifest.json"
+ONNX_FILE = "model.onnx"
+"""The default name of the ONNX graph in an `onnx/v1` artifact (`OnnxModel.file`)."""
 
 MAX_TERMINATION_MESSAGE_BYTES = 4096
 """Kubernetes truncates a container's termination message beyond this many bytes."""
@@ -162,6 +172,61 @@ class LinearModel(_Document):
     def outputs(self) -> int:
         """Number of output columns: one per class, or one for regression."""
         return len(self.classes) if self.classes is not None else 1
+
+
+class OnnxOutputs(_Document):
+    """Which outputs of the ONNX graph carry what; each defaults to the graph's outputs in order
+    (skl2onnx: `output_label` then `output_probability` for a classifier, `variable` for a
+    regressor)."""
+
+    label: str | None = Field(default=None, min_length=1)
+    """Classification: the output holding the predicted class of each row."""
+    probabilities: str | None = Field(default=None, min_length=1)
+    """Classification: the output holding one probability per class, either a `[N, classes]`
+    tensor in the order of `classes` or a sequence of maps keyed by class (skl2onnx's ZipMap)."""
+    prediction: str | None = Field(default=None, min_length=1)
+    """Regression: the output holding the prediction (`[N]` or `[N, 1]`)."""
+
+
+class OnnxModel(_Document):
+    """The content of `model.json` in an `onnx/v1` artifact: the graph is in `file`.
+
+    The features are those of `reference.json`, in its order; the graph takes them either as
+    one `[N, features]` float tensor (all features numeric, in that order) or as one `[N, 1]`
+    input per feature named like it (float or double for a numeric feature, string for a
+    categorical one). Classification returns the label and the probabilities of `classes`,
+    regression the prediction, under the same output names as every format (`predict`,
+    `predict_proba`). `modelops.sdk` writes this document.
+    """
+
+    format: Literal["onnx/v1"] = ONNX_FORMAT
+    task: Task
+    target: str = Field(min_length=1)
+    """Name of the predicted column in the training data (informational for inference)."""
+    classes: list[str] | None = None
+    """Classification only: the labels, as given in the training data, in the order of the
+    probability columns (at least two)."""
+    file: str = Field(default=ONNX_FILE, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """The ONNX graph, a file of the artifact directory listed in `manifest.json`."""
+    outputs: OnnxOutputs = OnnxOutputs()
+    opset: int | None = Field(default=None, ge=1)
+    """The ONNX opset the graph was exported with (informational)."""
+
+    @model_validator(mode="after")
+    def _classes_match_task(self) -> "OnnxModel":
+        if self.task == "classification":
+            if self.classes is None or len(self.classes) < 2:
+                raise ValueError("a classification model needs at least two classes")
+            _unique(self.classes, "classes")
+        elif self.classes is not None:
+            raise ValueError("a regression model has no classes")
+        if self.file in (MODEL_FILE, REFERENCE_FILE, MANIFEST_FILE):
+            raise ValueError(f"file cannot be {self.file}")
+        return self
+
+
+ModelDocument = Annotated[LinearModel | OnnxModel, Field(discriminator="format")]
+"""`model.json`, whichever format it describes."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from modelops.runtimes.server.errors import (
     RequestTimeoutError,
 )
 from modelops.runtimes.server.metrics import ServerMetrics
-from modelops.runtimes.server.model import LinearServedModel
+from modelops.runtimes.server.model import ArtifactServedModel
 from modelops.runtimes.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def create_app(settings: ServerSettings, registry: CollectorRegistry) -> web.App
     The model starts loading when the application starts (see :class:`ModelLoading`).
     """
     metrics = ServerMetrics(registry, model=settings.model_name, version=settings.model_version)
-    model = LinearServedModel(settings.artifact_dir, settings.artifact_digest)
+    model = ArtifactServedModel(settings.artifact_dir, settings.artifact_digest)
     dataplane = DataPlane(settings, model, metrics)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_json_errors])
     app[DATAPLANE] = dataplane

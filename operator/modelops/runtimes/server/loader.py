@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from modelops.api import artifact as contract
 
@@ -22,7 +22,12 @@ RETIRED_MARKER = "RETIRED"
 
 #: Why an artifact was refused; the ``reason`` label of the load-failure metric.
 Reason = Literal[
-    "retired", "missing_file", "unreadable_file", "digest_mismatch", "invalid_artifact"
+    "retired",
+    "missing_file",
+    "unreadable_file",
+    "digest_mismatch",
+    "invalid_artifact",
+    "unsupported_format",
 ]
 
 # Enough of a RETIRED marker's text to say who retired the version and why, not a whole file.
@@ -41,12 +46,23 @@ class ArtifactError(Exception):
 
 @dataclass(frozen=True)
 class Artifact:
-    """A verified artifact: its directory, digest and parsed documents."""
+    """A verified artifact: its directory, digest and parsed documents.
+
+    ``graph`` holds the verified bytes of the model file an ``onnx/v1`` artifact names (the
+    runtime loads the model from these bytes, never from the file again); None for a format
+    that keeps the whole model in ``model.json``.
+    """
 
     directory: Path
     digest: str
-    model: contract.LinearModel
+    model: contract.LinearModel | contract.OnnxModel
     reference: contract.ReferenceStats
+    graph: bytes | None = None
+
+
+_ModelDocument: TypeAdapter[contract.LinearModel | contract.OnnxModel] = TypeAdapter(
+    contract.ModelDocument
+)
 
 
 def load_artifact(directory: Path, expected_digest: str) -> Artifact:
@@ -56,8 +72,9 @@ def load_artifact(directory: Path, expected_digest: str) -> Artifact:
     is missing or whose digest is not ``expected_digest``; a manifest that is malformed or does
     not list ``model.json`` and ``reference.json``; any listed file that is missing or whose
     digest differs from the manifest; documents that do not match docs/contracts.md or do not
-    fit together (a model feature without reference statistics of the same type). Files the
-    manifest does not list, the marker among them, are not part of the artifact and ignored.
+    fit together (a model feature without reference statistics of the same type, an ``onnx/v1``
+    model file the manifest does not list). Files the manifest does not list, the marker among
+    them, are not part of the artifact and ignored.
     """
     _refuse_retired(directory)
     manifest_bytes = _read(directory, contract.MANIFEST_FILE)
@@ -74,22 +91,56 @@ def load_artifact(directory: Path, expected_digest: str) -> Artifact:
                 "invalid_artifact", f"{directory}: {contract.MANIFEST_FILE} does not list {name}"
             )
     documents: dict[str, bytes] = {}
-    for name, listed in sorted(manifest.files.items()):
-        if name in (contract.MODEL_FILE, contract.REFERENCE_FILE):
-            documents[name] = _read(directory, name)
-            actual = contract.sha256_digest(documents[name])
-        else:
-            actual = _hash_file(directory, name)
-        if actual != listed:
-            raise ArtifactError(
-                "digest_mismatch",
-                f"Artifact file {directory / name} has digest {actual}, "
-                f"{contract.MANIFEST_FILE} lists {listed}",
-            )
-    model = _parse(contract.LinearModel, contract.MODEL_FILE, documents)
+    for name in (contract.MODEL_FILE, contract.REFERENCE_FILE):
+        documents[name] = _read(directory, name)
+        _check_listed(directory, name, contract.sha256_digest(documents[name]), manifest)
+    model = _parse_model(documents[contract.MODEL_FILE])
     reference = _parse(contract.ReferenceStats, contract.REFERENCE_FILE, documents)
-    _check_reference_covers(model, reference)
-    return Artifact(directory=directory, digest=expected_digest, model=model, reference=reference)
+    graph: bytes | None = None
+    if isinstance(model, contract.OnnxModel):
+        if model.file not in manifest.files:
+            raise ArtifactError(
+                "invalid_artifact",
+                f"{directory}: {contract.MANIFEST_FILE} does not list {model.file}, the model "
+                f"file {contract.MODEL_FILE} names",
+            )
+        # Read once: the runtime loads exactly the bytes that were hashed.
+        graph = _read(directory, model.file)
+        _check_listed(directory, model.file, contract.sha256_digest(graph), manifest)
+    for name in sorted(manifest.files):
+        if name not in documents and not (
+            isinstance(model, contract.OnnxModel) and name == model.file
+        ):
+            _check_listed(directory, name, _hash_file(directory, name), manifest)
+    if isinstance(model, contract.LinearModel):
+        _check_reference_covers(model, reference)
+    return Artifact(
+        directory=directory,
+        digest=expected_digest,
+        model=model,
+        reference=reference,
+        graph=graph,
+    )
+
+
+def _check_listed(directory: Path, name: str, actual: str, manifest: contract.Manifest) -> None:
+    listed = manifest.files[name]
+    if actual != listed:
+        raise ArtifactError(
+            "digest_mismatch",
+            f"Artifact file {directory / name} has digest {actual}, "
+            f"{contract.MANIFEST_FILE} lists {listed}",
+        )
+
+
+def _parse_model(data: bytes) -> contract.LinearModel | contract.OnnxModel:
+    try:
+        return _ModelDocument.validate_json(data)
+    except ValidationError as error:
+        raise ArtifactError(
+            "invalid_artifact",
+            f"Artifact file {contract.MODEL_FILE} is invalid: {_problems(error)}",
+        ) from None
 
 
 def _refuse_retired(directory: Path) -> None:
@@ -138,13 +189,16 @@ def _parse(document: type[_D], name: str, documents: dict[str, bytes]) -> _D:
     try:
         return document.model_validate_json(documents[name])
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or '(document)'}: {problem['msg']}"
-            for problem in error.errors(include_url=False)
-        )
         raise ArtifactError(
-            "invalid_artifact", f"Artifact file {name} is invalid: {problems}"
+            "invalid_artifact", f"Artifact file {name} is invalid: {_problems(error)}"
         ) from None
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or '(document)'}: {problem['msg']}"
+        for problem in error.errors(include_url=False)
+    )
 
 
 def _check_reference_covers(

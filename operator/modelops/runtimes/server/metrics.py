@@ -96,7 +96,7 @@ class ServerMetrics:
         self.load_failures = Counter(
             "modelops_server_model_load_failures",
             "Refused model loads, by reason: retired, missing_file, unreadable_file, "
-            "digest_mismatch, invalid_artifact, internal_error.",
+            "digest_mismatch, invalid_artifact, unsupported_format, internal_error.",
             ["model", "version", "reason"],
             registry=registry,
         )
