@@ -9,7 +9,9 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelops.api import DEFAULT_SERVER_IMAGE
 from modelops.core.model import RETIRE_JOB_DEADLINE_SECONDS, RETIRE_JOB_RESOURCES
+from modelops.core.runtimes import DEFAULT_RUNTIMES, ServingRuntime
 
 
 class OperatorSettings(BaseSettings):
@@ -52,6 +54,21 @@ class OperatorSettings(BaseSettings):
         le=86_400,
         description="activeDeadlineSeconds of an artifact-retirement Job: a stuck one fails "
         "(Job condition Failed, reason DeadlineExceeded) instead of holding its pod forever.",
+    )
+    retire_job_image: str = Field(
+        default=DEFAULT_SERVER_IMAGE,
+        min_length=1,
+        description="Image of the artifact-retirement Jobs: the reference server image, which "
+        "has the retire program (a mirror of it where images come from a private registry).",
+    )
+    runtimes: list[ServingRuntime] = Field(
+        default_factory=lambda: list(DEFAULT_RUNTIMES),
+        min_length=1,
+        description="The serving runtimes, as JSON (MODELOPS_RUNTIMES='[{\"name\": ..., "
+        '"formats": [...], "image": ..., "command": [...]}]\'): a version is served by the '
+        "first runtime listing its artifact format, or the one its Model names "
+        "(spec.serving.runtime). Default: the reference server for modelops-linear/v1 and "
+        "onnx/v1.",
     )
     pod_namespace: str | None = Field(
         default=None,

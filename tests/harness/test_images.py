@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,21 +127,18 @@ def test_trainer_image_writes_an_artifact(tmp_path: Path, names: list[str]) -> N
     assert digest in json.dumps(result)
 
 
-def test_server_image_serves_the_trained_artifact(tmp_path: Path, names: list[str]) -> None:
-    out = train(tmp_path, names)
-    digest = (
-        "sha256:" + hashlib.sha256((out / "artifact" / "manifest.json").read_bytes()).hexdigest()
-    )
+def start_server(artifact: Path, digest: str, names: list[str]) -> str:
+    """Run the server image on ``artifact`` as a restricted pod would, until it is ready;
+    return its base URL (host networking bound to 127.0.0.1: loopback only)."""
     port = free_port()
-    names.append(f"modelops-test-server-{os.getpid()}")
-    # Host networking, bound to 127.0.0.1 only: no bridge, no firewall rules, loopback only.
+    names.append(f"modelops-test-server-{os.getpid()}-{len(names)}")
     started = podman(
         "run",
         "--detach",
         f"--name={names[-1]}",
         "--network=host",
         *RESTRICTED,
-        f"--volume={out / 'artifact'}:/artifacts:ro",
+        f"--volume={artifact}:/artifacts:ro",
         "--env=MODELOPS_SERVER_HOST=127.0.0.1",
         f"--env=MODELOPS_SERVER_PORT={port}",
         "--env=MODELOPS_SERVER_MODEL_NAME=iris",
@@ -160,20 +158,62 @@ def test_server_image_serves_the_trained_artifact(tmp_path: Path, names: list[st
         if status == 200:
             break
         time.sleep(0.2)
-    logs = podman("logs", names[-1]).stdout
+    logs = podman("logs", names[-1]).stdout + podman("logs", names[-1]).stderr
     assert status == 200, logs
-    body = {
-        "inputs": [
-            {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
-        ]
-    }
+    return base
+
+
+def infer(base: str, body: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{base}/v2/models/iris/infer",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as r:
-        answer = json.load(r)
+        answer: dict[str, Any] = json.load(r)
+    return answer
+
+
+def test_server_image_serves_an_onnx_model_like_the_framework(
+    tmp_path: Path, names: list[str]
+) -> None:
+    # The SDK writes a scikit-learn pipeline exported to ONNX; the image's onnxruntime runs it.
+    from tests.unit.test_onnx import iris_artifact
+
+    pipeline, x, written = iris_artifact(tmp_path / "artifact")
+    os.chmod(tmp_path / "artifact", 0o755)
+    base = start_server(written.directory, written.digest, names)
+    rows = x[::10]
+    body = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": list(rows.shape),
+                "datatype": "FP64",
+                "data": rows.ravel().tolist(),
+            }
+        ]
+    }
+    answer = {output["name"]: output["data"] for output in infer(base, body)["outputs"]}
+    assert answer["predict"] == pipeline.predict(rows).tolist()
+    probabilities = pipeline.predict_proba(rows).ravel()
+    assert (
+        max(abs(a - b) for a, b in zip(answer["predict_proba"], probabilities, strict=True)) < 1e-5
+    )
+
+
+def test_server_image_serves_the_trained_artifact(tmp_path: Path, names: list[str]) -> None:
+    out = train(tmp_path, names)
+    digest = (
+        "sha256:" + hashlib.sha256((out / "artifact" / "manifest.json").read_bytes()).hexdigest()
+    )
+    base = start_server(out / "artifact", digest, names)
+    body = {
+        "inputs": [
+            {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+        ]
+    }
+    answer = infer(base, body)
     assert answer["model_name"] == "iris"
     assert answer["outputs"], answer
     # Inside: the image's user, no capabilities, a root filesystem that refuses writes.

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from harness.cluster import DEFAULT_BIN_DIR, REPO
+from modelops.settings import OperatorSettings
 
 CHART = REPO / "helm" / "modelops"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -249,6 +250,35 @@ def test_leader_election_timing_reaches_the_operator() -> None:
     ]
 
 
+def test_runtimes_and_the_retire_image_reach_the_operator() -> None:
+    objs = render_chart(
+        sets=(
+            "runtimes[0].name=mirror",
+            "runtimes[0].formats={onnx/v1,modelops-linear/v1}",
+            "runtimes[0].image=registry.example.com/modelops/server:0.1.0",
+            "runtimes[0].command={python,-m,modelops.runtimes.server}",
+            "retireJobImage=registry.example.com/modelops/server:0.1.0",
+        )
+    )
+    (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # The operator reads the rendered values as its settings, unchanged.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELOPS_RUNTIMES", env["MODELOPS_RUNTIMES"])
+        patch.setenv("MODELOPS_RETIRE_JOB_IMAGE", env["MODELOPS_RETIRE_JOB_IMAGE"])
+        settings = OperatorSettings()
+    (runtime,) = settings.runtimes
+    assert runtime.name == "mirror"
+    assert runtime.formats == ("onnx/v1", "modelops-linear/v1")
+    assert runtime.command == ("python", "-m", "modelops.runtimes.server")
+    assert settings.retire_job_image == "registry.example.com/modelops/server:0.1.0"
+    # Left empty, the operator keeps its defaults: no variable at all.
+    (container,) = one(render_chart(), "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert not {"MODELOPS_RUNTIMES", "MODELOPS_RETIRE_JOB_IMAGE"} & {
+        e["name"] for e in container["env"]
+    }
+
+
 def test_without_leader_election_one_replica_and_no_lease_role() -> None:
     objs = render_chart(
         sets=("leaderElection.enabled=false", "replicaCount=1", "podDisruptionBudget.enabled=false")
@@ -434,6 +464,8 @@ def test_admission_policies_can_warn_instead_of_deny() -> None:
         "admissionPolicy.validationActions[0]=Reject",
         "image.digest=latest",
         "metrics.port=0",
+        "runtimes[0].name=Bad_Name",
+        "retireJobImage=bad tag",
     ],
 )
 def test_schema_refuses_unknown_and_invalid_values(bad: str) -> None:

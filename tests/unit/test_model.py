@@ -8,6 +8,7 @@ from typing import Any
 from modelops import api
 from modelops.core import model as model_core
 from modelops.core.plan import Plan, contains
+from modelops.core.runtimes import ServingRuntime
 from modelops.settings import OperatorSettings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -43,6 +44,7 @@ def mv(
     phase: str | None = None,
     approved: bool = False,
     failed: bool = False,
+    fmt: str = "modelops-linear/v1",
 ) -> api.ModelVersion:
     status: dict[str, Any] = {}
     if phase:
@@ -74,7 +76,7 @@ def mv(
                 "artifact": {
                     "uri": f"pvc://models/iris/{version}",
                     "digest": DIGEST,
-                    "format": "modelops-linear/v1",
+                    "format": fmt,
                 },
                 "metrics": metrics or {"accuracy": 0.95},
             },
@@ -596,11 +598,111 @@ def test_the_retire_job_takes_the_operators_settings() -> None:
     settings = OperatorSettings(
         retire_job_resources={"requests": {"cpu": "1", "memory": "1Gi"}},
         retire_job_deadline_seconds=120,
+        retire_job_image="mirror.example/modelops/server@sha256:" + "1" * 64,
     )
     retire_job = model_core.RetireJob(
-        settings.retire_job_resources, settings.retire_job_deadline_seconds
+        settings.retire_job_resources,
+        settings.retire_job_deadline_seconds,
+        settings.retire_job_image,
     )
     (job,) = _retire_jobs(model_core.reconcile(model, obs, now=NOW, retire_job=retire_job))
     assert job["spec"]["activeDeadlineSeconds"] == 120
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}}
+    assert container["image"] == settings.retire_job_image
+
+
+def test_the_retire_job_runs_the_reference_image_not_the_models_own_server() -> None:
+    serving = {"version": "v2", "image": "example.com/triton:1", "command": ["tritonserver"]}
+    model = make_model(serving, {"productionVersion": "v2"}, {"keepLast": 0})
+    obs = observed([mv("v1", 30), mv("v2", 10, phase="Serving")])
+    (job,) = _retire_jobs(model_core.reconcile(model, obs, now=NOW))
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == api.DEFAULT_SERVER_IMAGE
+    assert container["command"] == ["python", "-m", "modelops.runtimes.server.retire"]
+
+
+# -- serving runtimes ---------------------------------------------------------------------
+
+RUNTIMES = (
+    ServingRuntime(
+        name="modelops-reference",
+        formats=("modelops-linear/v1", "onnx/v1"),
+        image="registry.example/server:1",
+        command=("python", "-m", "modelops.runtimes.server"),
+    ),
+    ServingRuntime(
+        name="triton",
+        formats=("onnx/v1", "tensorrt/v1"),
+        image="triton:25",
+        command=("tritonserver",),
+    ),
+)
+
+
+def _server(plan: Plan) -> dict[str, Any]:
+    (dep,) = (o for o in plan.apply if o["kind"] == "Deployment")
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    return {"image": container["image"], "command": container.get("command")}
+
+
+def test_the_first_runtime_listing_the_format_serves_a_version() -> None:
+    plan = model_core.reconcile(
+        make_model({"version": "v1"}),
+        observed([mv("v1", fmt="onnx/v1")]),
+        now=NOW,
+        runtimes=RUNTIMES,
+    )
+    assert _server(plan) == {
+        "image": "registry.example/server:1",
+        "command": ["python", "-m", "modelops.runtimes.server"],
+    }
+    # The default table is the reference server for both of its formats.
+    plan = model_core.reconcile(
+        make_model({"version": "v1"}), observed([mv("v1", fmt="onnx/v1")]), now=NOW
+    )
+    assert _server(plan)["image"] == api.DEFAULT_SERVER_IMAGE
+
+
+def test_a_model_names_its_runtime_or_brings_its_own_server() -> None:
+    named = make_model({"version": "v1", "runtime": "triton"})
+    plan = model_core.reconcile(
+        named, observed([mv("v1", fmt="onnx/v1")]), now=NOW, runtimes=RUNTIMES
+    )
+    assert _server(plan) == {"image": "triton:25", "command": ["tritonserver"]}
+    # A server of the Model's own gets any format, with the image's entrypoint unless set.
+    own = make_model({"version": "v1", "image": "example.com/mine:2"})
+    plan = model_core.reconcile(own, observed([mv("v1", fmt="tf/v2")]), now=NOW, runtimes=RUNTIMES)
+    assert _server(plan) == {"image": "example.com/mine:2", "command": None}
+
+
+def test_a_pinned_version_no_runtime_loads_is_refused_not_rolled_out() -> None:
+    model = make_model({"version": "v2"}, {"productionVersion": "v1"})
+    obs = observed(
+        [mv("v1", 20, phase="Serving"), mv("v2", 10, fmt="tensorflow/v2")],
+        {"v1": deployment("v1", 1, available_for=600)},
+    )
+    plan = model_core.reconcile(model, obs, now=NOW, runtimes=RUNTIMES)
+    assert deployments_of(plan) == {"iris-v1": 1}  # production stays, nothing crash-loops
+    status = model_status(plan)
+    stalled = cond(status, "Stalled")
+    assert stalled["status"] == "True"
+    assert stalled["reason"] == "UnsupportedFormat"
+    assert "tensorflow/v2" in stalled["message"]
+    assert "modelops-reference: modelops-linear/v1, onnx/v1" in stalled["message"]
+
+
+def test_a_runtime_the_table_lacks_is_named_in_the_condition() -> None:
+    model = make_model({"version": "v1", "runtime": "seldon"})
+    plan = model_core.reconcile(model, observed([mv("v1")]), now=NOW, runtimes=RUNTIMES)
+    assert deployments_of(plan) == {}
+    stalled = cond(model_status(plan), "Stalled")
+    assert stalled["reason"] == "UnknownRuntime"
+    assert "serving.runtime seldon" in stalled["message"]
+
+
+def test_automatic_promotion_skips_a_version_no_runtime_loads() -> None:
+    model = make_model({"promotion": "Automatic"})
+    obs = observed([mv("v1", 20), mv("v2", 10, fmt="tensorflow/v2")])
+    plan = model_core.reconcile(model, obs, now=NOW, runtimes=RUNTIMES)
+    assert deployments_of(plan) == {"iris-v1": 1}

@@ -49,6 +49,8 @@ from modelops.core.quarantine import (
     ever_quarantined,
     reached,
 )
+from modelops.core.runtimes import DEFAULT_RUNTIMES, Server, ServingRuntime
+from modelops.core.runtimes import select as select_runtime
 
 SERVER_CONTAINER = "server"
 SERVER_PORT = 8080
@@ -72,6 +74,8 @@ STALLED_REASONS = frozenset(
         "RolloutFailed",
         "VersionRetired",
         "UnsupportedArtifact",
+        "UnsupportedFormat",
+        "UnknownRuntime",
         "VersionQuarantined",
         "QuarantineLifted",
     }
@@ -94,6 +98,9 @@ class RetireJob:
 
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: RETIRE_JOB_RESOURCES)
     active_deadline_seconds: int = RETIRE_JOB_DEADLINE_SECONDS
+    image: str = api.DEFAULT_SERVER_IMAGE
+    """The reference server image, which has the retire program (a Model's own server image
+    need not)."""
 
 
 DEFAULT_RETIRE_JOB = RetireJob()
@@ -135,8 +142,10 @@ def reconcile(
     *,
     now: datetime,
     retire_job: RetireJob = DEFAULT_RETIRE_JOB,
+    runtimes: Sequence[ServingRuntime] = DEFAULT_RUNTIMES,
 ) -> Plan:
-    """Decide serving, promotion, rollback and retirement for ``model``."""
+    """Decide serving, promotion, rollback and retirement for ``model``; ``runtimes`` is the
+    operator's table of serving runtimes (:mod:`modelops.core.runtimes`)."""
     by_version = {v.spec.version: v for v in observed.versions}
     verdicts = reached(observed.versions, observed.taints)
     serving = model.spec.serving
@@ -144,11 +153,11 @@ def reconcile(
         rollout = _Rollout(production=None, canary=None, replicas={}, roles={})
         target = None
     else:
-        target, problem = _target(model, serving, by_version, verdicts)
+        target, problem = _target(model, serving, by_version, verdicts, runtimes)
         prod = model.status.production_version
         if prod in verdicts and prod in by_version:
             assert prod is not None
-            rollout = _evacuate(model, serving, prod, verdicts, target, by_version, now)
+            rollout = _evacuate(model, serving, prod, verdicts, target, by_version, now, runtimes)
             target = rollout.production
         else:
             rollout = _step(model, serving, target, by_version, observed, now)
@@ -167,7 +176,16 @@ def reconcile(
     if serving is not None:
         for version, replicas in rollout.replicas.items():
             mv = by_version[version]
-            apply.append(build_deployment(model, serving, mv, replicas, rollout.roles[version]))
+            server = select_runtime(serving, mv.spec.artifact.format, runtimes)
+            if not isinstance(server, Server):
+                # Served before the runtime table lost its format: the running Deployment is
+                # left as it is (not rebuilt, not deleted) and the Model says why.
+                if rollout.problem is None:
+                    rollout = replace(rollout, problem=server)
+                continue
+            apply.append(
+                build_deployment(model, serving, mv, replicas, rollout.roles[version], server)
+            )
             apply.append(build_version_service(model, mv))
         apply.append(build_stable_service(model))
     wanted = {o["metadata"]["name"] for o in apply if o["kind"] == "Service"}
@@ -296,6 +314,7 @@ def _target(
     serving: api.Serving,
     by_version: Mapping[str, api.ModelVersion],
     verdicts: Mapping[str, Verdict],
+    runtimes: Sequence[ServingRuntime],
 ) -> tuple[str | None, tuple[str, str] | None]:
     """The version that should serve production, and a problem that prevents one."""
     current = model.status.production_version
@@ -335,8 +354,11 @@ def _target(
                 f"version {pin} failed to roll out "
                 f"({failed.reason}); pin another version, or edit the Model to retry",
             )
-        return pin, _unsupported(mv)
-    newest = _newest_eligible(serving, by_version, verdicts)
+        unsupported = _unsupported(mv, serving, runtimes)
+        if unsupported is not None:
+            return current, unsupported
+        return pin, None
+    newest = _newest_eligible(serving, by_version, verdicts, runtimes)
     if newest is None:
         return current, None
     return newest, None
@@ -346,6 +368,7 @@ def _newest_eligible(
     serving: api.Serving,
     by_version: Mapping[str, api.ModelVersion],
     verdicts: Mapping[str, Verdict],
+    runtimes: Sequence[ServingRuntime],
 ) -> str | None:
     """The newest version automatic promotion may pick: not retired, never quarantined, no
     failed rollout, through every gate (and approved when required), servable."""
@@ -357,7 +380,7 @@ def _newest_eligible(
         and not ever_quarantined(mv)
         and not _rollout_failed(mv)
         and _passes(mv, serving)
-        and _unsupported(mv) is None
+        and _unsupported(mv, serving, runtimes) is None
     ]
     if not eligible:
         return None
@@ -372,13 +395,14 @@ def _evacuate(
     target: str | None,
     by_version: Mapping[str, api.ModelVersion],
     now: datetime,
+    runtimes: Sequence[ServingRuntime],
 ) -> _Rollout:
     """Production serves a quarantined version: move it at once (no canary, no waiting for
     availability) to the newest clean version, or serve nothing when there is none."""
     verdict = verdicts[prod]
     clean = target if target is not None and target not in verdicts else None
     if clean is None:
-        clean = _newest_eligible(serving, by_version, verdicts)
+        clean = _newest_eligible(serving, by_version, verdicts, runtimes)
     entry = api.HistoryEntry(
         time=now,
         kind=api.HistoryKind.QUARANTINED,
@@ -464,14 +488,21 @@ def _passes(mv: api.ModelVersion, serving: api.Serving) -> bool:
     return True
 
 
-def _unsupported(mv: api.ModelVersion) -> tuple[str, str] | None:
+def _unsupported(
+    mv: api.ModelVersion, serving: api.Serving, runtimes: Sequence[ServingRuntime]
+) -> tuple[str, str] | None:
+    """Why ``mv`` cannot be served (reason, message), or None: its storage, or no runtime."""
     if builders.parse_pvc_uri(mv.spec.artifact.uri) is None:
         return (
             "UnsupportedArtifact",
             f"version {mv.spec.version}: only pvc:// artifacts can "
             f"be served, not {mv.spec.artifact.uri}",
         )
-    return None
+    server = select_runtime(serving, mv.spec.artifact.format, runtimes)
+    if isinstance(server, Server):
+        return None
+    reason, message = server
+    return reason, f"version {mv.spec.version}: {message}"
 
 
 # -- 2. rollout --------------------------------------------------------------------------
@@ -824,9 +855,15 @@ def _conditions(
 
 
 def build_deployment(
-    model: api.Model, serving: api.Serving, mv: api.ModelVersion, replicas: int, role: str
+    model: api.Model,
+    serving: api.Serving,
+    mv: api.ModelVersion,
+    replicas: int,
+    role: str,
+    server: Server,
 ) -> Obj:
-    """The Deployment that serves one version, verified against its digest by the server."""
+    """The Deployment that serves one version with ``server`` (its runtime's image and command,
+    or the Model's own), verified against its digest by the server."""
     name, version = _name(model), mv.spec.version
     location = builders.parse_pvc_uri(mv.spec.artifact.uri)
     assert location is not None  # _unsupported() keeps other URIs out of rollouts
@@ -855,8 +892,8 @@ def build_deployment(
     }
     container: Obj = {
         "name": SERVER_CONTAINER,
-        "image": serving.image,
-        "command": list(serving.command),
+        "image": server.image,
+        **({"command": list(server.command)} if server.command is not None else {}),
         "env": env,
         "ports": [{"name": "http", "containerPort": SERVER_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
@@ -945,7 +982,6 @@ def build_retire_job(
     deletes the artifact files."""
     name, version = _name(model), mv.spec.version
     location = builders.parse_pvc_uri(mv.spec.artifact.uri)
-    serving = model.spec.serving or api.Serving()
     args = [
         "--dir",
         f"{ARTIFACT_MOUNT}/{location.path}" if location else "",
@@ -963,7 +999,7 @@ def build_retire_job(
         "containers": [
             {
                 "name": "retire",
-                "image": serving.image,
+                "image": job.image,
                 "command": ["python", "-m", "modelops.runtimes.server.retire"],
                 "args": args,
                 "securityContext": builders.CONTAINER_SECURITY_CONTEXT,

@@ -25,10 +25,15 @@ def reconcile_model(deps: Deps, key: Key) -> float | Gone | None:
     model, raw = loaded
     observed, live = observe_model(deps.kube, model, raw)
     now = deps.clock()
+    settings = deps.settings
     retire_job = model_core.RetireJob(
-        deps.settings.retire_job_resources, deps.settings.retire_job_deadline_seconds
+        settings.retire_job_resources,
+        settings.retire_job_deadline_seconds,
+        settings.retire_job_image,
     )
-    plan = model_core.reconcile(model, observed, now=now, retire_job=retire_job)
+    plan = model_core.reconcile(
+        model, observed, now=now, retire_job=retire_job, runtimes=settings.runtimes
+    )
     sinks = model.spec.notifications.sinks if model.spec.notifications else []
     try:
         writes = act(

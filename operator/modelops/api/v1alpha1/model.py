@@ -18,6 +18,7 @@ from modelops.api.meta import (
     MODEL_NAME_MAX_LENGTH,
     ApiModel,
     ConditionDoc,
+    DnsLabel,
     Duration,
     HttpUrl,
     MetricName,
@@ -110,6 +111,11 @@ _GATES_NEED_AUTOMATIC = cel(
     "serving.gates apply only to promotion: Automatic",
     field_path=".gates",
 )
+_RUNTIME_OR_IMAGE = cel(
+    "!has(self.runtime) || !has(self.image)",
+    "serving.runtime and serving.image are exclusive: a runtime brings its own image",
+    field_path=".runtime",
+)
 _APPROVAL_NEEDS_AUTOMATIC = cel(
     "!self.requireApproval || self.promotion == 'Automatic'",
     "serving.requireApproval applies only to promotion: Automatic",
@@ -122,7 +128,10 @@ class Serving(ApiModel):
 
     model_config = ConfigDict(
         json_schema_extra=validations(
-            _PIN_EXCLUDES_AUTOMATIC, _GATES_NEED_AUTOMATIC, _APPROVAL_NEEDS_AUTOMATIC
+            _PIN_EXCLUDES_AUTOMATIC,
+            _GATES_NEED_AUTOMATIC,
+            _APPROVAL_NEEDS_AUTOMATIC,
+            _RUNTIME_OR_IMAGE,
         )
     )
 
@@ -149,14 +158,17 @@ class Serving(ApiModel):
     resources: ResourceRequirements | None = None
     """CPU and memory for each serving container."""
 
-    image: str = Field(default=DEFAULT_SERVER_IMAGE, min_length=1, max_length=512)
-    """Model server image. The default is the reference server, which speaks the Open
-    Inference Protocol v2."""
+    runtime: DnsLabel | None = None
+    """The serving runtime, by name, from the operator's runtime table (docs/formats.md). Unset:
+    the first runtime that loads the version's artifact format, the reference server for
+    modelops-linear/v1 and onnx/v1."""
 
-    command: list[Argument] = Field(
-        default=list(DEFAULT_SERVER_COMMAND), min_length=1, max_length=64
-    )
-    """Model server entrypoint. Set it together with image when you use another server."""
+    image: str | None = Field(default=None, min_length=1, max_length=512)
+    """A model server image of your own instead of a runtime: it is given every version whatever
+    its format, so it must load them. Unset: the runtime's image."""
+
+    command: list[Argument] | None = Field(default=None, min_length=1, max_length=64)
+    """Model server entrypoint. Unset: the runtime's command, or the entrypoint of image."""
 
     args: list[Argument] | None = Field(default=None, max_length=64)
     """Arguments to the server entrypoint."""
@@ -181,6 +193,8 @@ class Serving(ApiModel):
             raise ValueError(_GATES_NEED_AUTOMATIC["message"])
         if self.require_approval and not automatic:
             raise ValueError(_APPROVAL_NEEDS_AUTOMATIC["message"])
+        if self.runtime is not None and self.image is not None:
+            raise ValueError(_RUNTIME_OR_IMAGE["message"])
         return self
 
 
