@@ -64,7 +64,7 @@ class OperatorSettings(BaseSettings):
     runtimes: list[ServingRuntime] = Field(
         default_factory=lambda: list(DEFAULT_RUNTIMES),
         min_length=1,
-        description="The serving runtimes, as JSON (MODELOPS_RUNTIMES='[{\"name\": ..., "
+        description='The serving runtimes, as JSON (MODELOPS_RUNTIMES=\'[{"name": ..., '
         '"formats": [...], "image": ..., "command": [...]}]\'): a version is served by the '
         "first runtime listing its artifact format, or the one its Model names "
         "(spec.serving.runtime). Default: the reference server for modelops-linear/v1 and "
