@@ -40,8 +40,8 @@ fmt: install ## Format the code.
 
 .PHONY: lint
 lint: install ## ruff, mypy --strict, import-linter layer contracts.
-	$(VENV)/bin/ruff check operator harness tests benchmarks
-	$(VENV)/bin/ruff format --check operator harness tests benchmarks
+	$(VENV)/bin/ruff check operator harness tests benchmarks examples
+	$(VENV)/bin/ruff format --check operator harness tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

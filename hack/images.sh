@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the modelops images (images/Containerfile: operator, trainer, server) with podman, on a
+# Build the modelops images (images/Containerfile: operator, trainer, server) and the examples'
+# training images (examples/Containerfile: example-<name>) with podman, on a
 # Python base made from Debian packages with debootstrap: no container registry is involved.
 # Cached: the base rootfs under ~/.cache/modelops/images (keyed by its package list), the images
 # in podman's storage, labelled with a digest of their inputs and rebuilt only when that changes.
@@ -15,6 +16,7 @@ SUITE="${DEBIAN_SUITE:-bookworm}"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | sed -n 1p)"
 REGISTRY="${IMAGE_REGISTRY:-ghcr.io/modelops}"
 TARGETS=(operator trainer server)
+EXAMPLES=(sklearn-iris lightgbm-diabetes)
 # Our own podman settings (crun and systemd cgroups do not work on this kind of host).
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$HERE/containers.conf}"
 
@@ -75,7 +77,7 @@ make_context() {
   local ctx=$1
   cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$ctx/"
   tar -C "$ROOT" --exclude=__pycache__ --exclude='*.egg-info' --exclude='*.pyc' -cf - operator \
-    | tar -C "$ctx" -xf -
+    examples | tar -C "$ctx" -xf -
 }
 
 inputs_digest() { # inputs_digest CONTEXT BASE
@@ -87,8 +89,20 @@ inputs_digest() { # inputs_digest CONTEXT BASE
   ) | sha256sum | cut -c1-64
 }
 
+build_one() { # build_one CONTAINERFILE TARGET TAG (base, ctx, digest, revision: build_images')
+  local file=$1 target=$2 tag=$3 have
+  have="$(podman image inspect --format '{{index .Labels "dev.modelops.inputs"}}' "$tag" 2>/dev/null || true)"
+  if [ "$have" = "$digest" ]; then log "$tag: cached"; return; fi
+  # Host networking for the build's downloads (pip from PyPI): no bridge or firewall rules.
+  podman build --quiet --network=host -f "$ROOT/$file" --target "$target" \
+    --build-arg PYTHON_IMAGE="$base" --build-arg VERSION="$VERSION" \
+    --build-arg REVISION="$revision" --label "dev.modelops.inputs=$digest" \
+    -t "$tag" "$ctx" >/dev/null
+  log "$tag: built ($(podman image inspect --format '{{.Size}}' "$tag") bytes)"
+}
+
 build_images() {
-  local base ctx digest t tag have revision
+  local base ctx digest t revision
   base="$(base_image)"
   podman image exists "$base" || build_base
   ctx="$(mktemp -d)"
@@ -96,15 +110,10 @@ build_images() {
   digest="$(inputs_digest "$ctx" "$base")"
   revision="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
   for t in "${TARGETS[@]}"; do
-    tag="$REGISTRY/$t:$VERSION"
-    have="$(podman image inspect --format '{{index .Labels "dev.modelops.inputs"}}' "$tag" 2>/dev/null || true)"
-    if [ "$have" = "$digest" ]; then log "$tag: cached"; continue; fi
-    # Host networking for the build's downloads (pip from PyPI): no bridge or firewall rules.
-    podman build --quiet --network=host -f "$ROOT/images/Containerfile" --target "$t" \
-      --build-arg PYTHON_IMAGE="$base" --build-arg VERSION="$VERSION" \
-      --build-arg REVISION="$revision" --label "dev.modelops.inputs=$digest" \
-      -t "$tag" "$ctx" >/dev/null
-    log "$tag: built ($(podman image inspect --format '{{.Size}}' "$tag") bytes)"
+    build_one images/Containerfile "$t" "$REGISTRY/$t:$VERSION"
+  done
+  for t in "${EXAMPLES[@]}"; do
+    build_one examples/Containerfile "$t" "$REGISTRY/example-$t:$VERSION"
   done
   rm -rf "$ctx"
 }

@@ -61,6 +61,8 @@ class TrainingContext:
     dataset_digest: str | None = None
     output_uri: str | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    schema: Mapping[str, Any] | None = None
+    """The TrainingRun's ``spec.dataset.schema`` (target, task, columns), if it has one."""
     code_revision: str = modelops.__version__
     termination_log: Path = Path("/dev/termination-log")
 
@@ -84,6 +86,7 @@ def context(environ: Mapping[str, str] | None = None) -> TrainingContext:
     hyperparameters = json.loads(raw) if raw else {}
     if not isinstance(hyperparameters, dict):
         raise ValueError("MODELOPS_TRAINER_HYPERPARAMETERS must be a JSON object")
+    schema = _json_or_file(env.get("MODELOPS_TRAINER_SCHEMA", "").strip())
     return TrainingContext(
         dataset=dataset,
         output_dir=Path(need("MODELOPS_TRAINER_OUTPUT_DIR")),
@@ -91,6 +94,7 @@ def context(environ: Mapping[str, str] | None = None) -> TrainingContext:
         dataset_digest=env.get("MODELOPS_TRAINER_DATASET_DIGEST") or None,
         output_uri=env.get("MODELOPS_TRAINER_OUTPUT_URI") or None,
         hyperparameters=hyperparameters,
+        schema=schema,
         code_revision=env.get("MODELOPS_TRAINER_CODE_REVISION") or modelops.__version__,
         termination_log=Path(env.get("MODELOPS_TRAINER_TERMINATION_LOG") or "/dev/termination-log"),
     )
@@ -217,6 +221,16 @@ def report(
 def fail(run: TrainingContext, error: str) -> None:
     """Report a failed run: the TrainingRun shows ``error`` (one line) in its conditions."""
     write_termination_log(run.termination_log, failure_message(error))
+
+
+def _json_or_file(value: str) -> dict[str, Any] | None:
+    # The operator passes a schema as JSON; a person may pass the path of a JSON file.
+    if not value:
+        return None
+    document = json.loads(value if value.startswith("{") else Path(value).read_text())
+    if not isinstance(document, dict):
+        raise ValueError("MODELOPS_TRAINER_SCHEMA must be a JSON object")
+    return document
 
 
 def _columns(features: Any, names: Sequence[str] | None) -> dict[str, npt.NDArray[Any]]:
