@@ -3,8 +3,9 @@
 # Debian), caching them outside the repository. Idempotent: a tool whose cached binary already
 # reports the pinned version is skipped, so a fully cached run takes seconds.
 #
-# Usage: hack/build-tools.sh [all|k8s|etcd|kwok|helm|promtool|kstatus|kubelet|coredns]...
-# (`all` leaves out kubelet and coredns: only real nodes need them, `make real-nodes-tools`.)
+# Usage: hack/build-tools.sh [all|k8s|etcd|kwok|helm|promtool|kstatus|kubelet|coredns|s3]...
+# (`all` leaves out kubelet and coredns: only real nodes need them, `make real-nodes-tools`;
+# and s3, the S3 server that only the artifact tests start.)
 # Output: $MODELOPS_TOOLS_DIR (default ~/.cache/modelops/tools/k8s-v$K8S_VERSION/bin)
 set -euo pipefail
 
@@ -13,6 +14,7 @@ ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
 COREDNS_VERSION="${COREDNS_VERSION:-1.14.7}"
+VERSITYGW_VERSION="${VERSITYGW_VERSION:-1.8.0}"
 OUT="${MODELOPS_TOOLS_DIR:-$HOME/.cache/modelops/tools/k8s-v$K8S_VERSION/bin}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -60,6 +62,18 @@ build_coredns() {
   fi
   GOBIN="$OUT" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
   "$OUT/coredns" -version | sed -n 1p
+}
+
+# An S3-compatible server for the artifact tests (harness/s3.py): the Versity S3 Gateway
+# (Apache-2.0) with its POSIX backend, from its Go module. Its Makefile stamps the version with
+# ldflags; without them `versitygw --version` says "git" and the cache check could not work.
+build_s3() {
+  if reports "Version  : v$VERSITYGW_VERSION" "$OUT/versitygw" --version; then
+    log "versitygw v$VERSITYGW_VERSION: cached"; return
+  fi
+  GOBIN="$OUT" go install -trimpath -ldflags "-s -w -X main.Version=v$VERSITYGW_VERSION" \
+    "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION"
+  "$OUT/versitygw" --version | sed -n 1p
 }
 
 go_build_k8s() { # go_build_k8s CMD...: build k8s.io/kubernetes/cmd/CMD at $K8S_VERSION into $OUT
@@ -182,7 +196,7 @@ what=("$@"); [ ${#what[@]} -gt 0 ] || what=(all)
 for w in "${what[@]}"; do
   case "$w" in
     all) for t in k8s etcd kwok promtool helm kstatus; do timed "$t" "build_$t"; done ;;
-    k8s | etcd | kwok | helm | promtool | kstatus | kubelet | coredns) timed "$w" "build_$w" ;;
+    k8s | etcd | kwok | helm | promtool | kstatus | kubelet | coredns | s3) timed "$w" "build_$w" ;;
     *) log "unknown tool: $w"; exit 2 ;;
   esac
 done

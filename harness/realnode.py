@@ -183,31 +183,41 @@ def start(cluster: LocalCluster, count: int) -> list[Node]:
     sysctls = {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
     nodes = [_node(cluster, slot, i) for i in range(count)]
     _save(cluster, slot, nodes, sysctls)
-    archive = cluster.state_dir / "realnodes" / "images.tar"
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    # One archive for all nodes: shared layers are stored once.
-    _run(
-        *_podman(
-            "save", "--quiet", "--multi-image-archive", "-o", str(archive), PAUSE_IMAGE, *IMAGES
-        )
-    )
     for node in nodes:
         _network(node, first=node.name.endswith("-0"), api=api_address(slot))
     _link_nodes(nodes, slot)
     for node in nodes:
         _start_containerd(cluster, node)
-        with archive.open("rb") as f:
-            subprocess.run(
-                ["ctr", "-a", node.socket, "-n", "k8s.io", "images", "import", "-"],
-                stdin=f,
-                capture_output=True,
-                check=True,
-                timeout=600,
-            )
+    import_images(cluster, nodes, PAUSE_IMAGE, *IMAGES)
+    for node in nodes:
         _start_kubelet(cluster, node)
-    archive.unlink()
     _start_node_services(cluster, nodes, slot)
     return nodes
+
+
+def import_images(cluster: LocalCluster, nodes: list[Node], *images: str) -> None:
+    """Put built images into each node's containerd, as ``kind load`` does: pods then run
+    them with ``imagePullPolicy: IfNotPresent`` and nothing is pulled. Also for images a test
+    needs beyond :data:`IMAGES` (the examples' training images), on nodes already running."""
+    for image in images:
+        if subprocess.run(_podman("image", "exists", image)).returncode != 0:
+            raise RealNodeError(f"image {image} not built: run `make images`")
+    archive = cluster.state_dir / "realnodes" / "images.tar"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    # One archive for all nodes: shared layers are stored once.
+    _run(*_podman("save", "--quiet", "--multi-image-archive", "-o", str(archive), *images))
+    try:
+        for node in nodes:
+            with archive.open("rb") as f:
+                subprocess.run(
+                    ["ctr", "-a", node.socket, "-n", "k8s.io", "images", "import", "-"],
+                    stdin=f,
+                    capture_output=True,
+                    check=True,
+                    timeout=600,
+                )
+    finally:
+        archive.unlink()
 
 
 def _start_node_services(cluster: LocalCluster, nodes: list[Node], slot: int) -> None:

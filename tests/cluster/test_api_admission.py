@@ -135,6 +135,19 @@ INVALID = [
         errors=("spec.serving.version", "cannot be combined"),
     ),
     case(
+        "runtime-with-image",
+        MODEL,
+        ("spec.serving.runtime", "modelops-reference"),
+        ("spec.serving.image", "example.com/server:1"),
+        errors=("spec.serving.runtime", "exclusive"),
+    ),
+    case(
+        "runtime-not-a-name",
+        MODEL,
+        ("spec.serving.runtime", "Triton_Server"),
+        errors=("spec.serving.runtime",),
+    ),
+    case(
         "gates-with-manual",
         MODEL,
         ("spec.serving.gates", [{"metric": "accuracy", "min": 0.9}]),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from harness import realnode
 from harness.cluster import DEFAULT_BIN_DIR, LocalCluster, wait_for
@@ -35,6 +36,8 @@ from modelops.core.builders import (
 )
 from tests.cluster.kube import apply, has_condition, training_run
 from tests.cluster.kube import wait_for as wait_on
+from tests.unit.test_examples import DATASETS
+from tests.unit.test_examples import example as load_example
 
 # Set-up (a control plane, two nodes, image imports) and teardown count in a test's time.
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -384,10 +387,10 @@ def restricted(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "securityContext": POD_SECURITY_CONTEXT, "containers": containers}
 
 
-def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> None:
-    """The operator in its pod trains with the trainer image (a Job) and serves the version
-    with the server image; a client pod asks the Model's stable Service by its DNS name."""
-    ns = "lifecycle"
+def lifecycle_namespace(real: LocalCluster, ns: str, datasets: tuple[str, ...]) -> None:
+    """A namespace enforcing Pod Security "restricted" with the claims ``datasets`` (holding the
+    bundled ``datasets`` files) and ``models``, and a ``client`` pod with Python to ask
+    Services from inside the cluster."""
     real.kubectl("create", "namespace", ns)
     real.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     claims = [
@@ -402,11 +405,11 @@ def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> Non
         }
         for name in ("datasets", "models")
     ]
-    load = ["python", "-m", "modelops.datasets", "iris.csv", "/data/iris.csv"]
+    copies = " && ".join(f"python -m modelops.datasets {d} /data/{d}" for d in datasets)
     loader = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "load-iris"},
+        "metadata": {"name": "load-datasets"},
         "spec": {
             "backoffLimit": 0,
             "template": {
@@ -417,7 +420,7 @@ def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> Non
                             {
                                 "name": "load",
                                 "image": "ghcr.io/modelops/trainer:0.1.0",
-                                "command": load,
+                                "command": ["sh", "-c", copies],
                                 "volumeMounts": [{"name": "d", "mountPath": "/data"}],
                             }
                         ],
@@ -446,7 +449,51 @@ def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> Non
         ),
     }
     apply(real, *claims, loader, client, namespace=ns)
-    real.kubectl("wait", "-n", ns, "--for=condition=Complete", "job/load-iris", "--timeout=120s")
+    real.kubectl(
+        "wait", "-n", ns, "--for=condition=Complete", "job/load-datasets", "--timeout=120s"
+    )
+
+
+def infer_in_cluster(real: LocalCluster, ns: str, model: str, rows: list[list[float]]) -> Any:
+    """The V2 answer of Model ``model``'s stable Service, asked by its DNS name from the client
+    pod with one ``[N, features]`` tensor; retried (bounded) until the Service answers."""
+    service = json.loads(kubectl(real, "-n", ns, "get", "service", model, "-o", "json"))
+    port = service["spec"]["ports"][0]["port"]
+    url = f"http://{model}.{ns}.svc.cluster.local:{port}/v2/models/{model}/infer"
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [len(rows), len(rows[0])],
+                    "datatype": "FP64",
+                    "data": [value for row in rows for value in row],
+                }
+            ]
+        }
+    )
+    ask = (
+        "import json, urllib.request as u;"
+        f"r = u.urlopen(u.Request({url!r}, data={body!r}.encode(),"
+        " headers={'Content-Type': 'application/json'}), timeout=10);"
+        "print(json.dumps(json.load(r)))"
+    )
+    answers: list[str] = []
+
+    def served() -> bool:
+        out = real.kubectl("-n", ns, "exec", "client", "--", "python", "-c", ask, check=False)
+        answers[:] = [out.stdout.strip(), out.stderr[-2000:]]
+        return out.returncode == 0
+
+    wait_for(f"inference through Service {ns}/{model} by name", served, 120)
+    return json.loads(answers[0])
+
+
+def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> None:
+    """The operator in its pod trains with the trainer image (a Job) and serves the version
+    with the server image; a client pod asks the Model's stable Service by its DNS name."""
+    ns = "lifecycle"
+    lifecycle_namespace(real, ns, ("iris.csv",))
     training = {
         k: v
         for k, v in training_run("iris-1")["spec"].items()
@@ -491,33 +538,71 @@ def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> Non
         timeout=240,
         what="Model iris to serve version 1",
     )
-    service = json.loads(kubectl(real, "-n", ns, "get", "service", "iris", "-o", "json"))
-    port = service["spec"]["ports"][0]["port"]
-    url = f"http://iris.{ns}.svc.cluster.local:{port}/v2/models/iris/infer"
-    body = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input-0",
-                    "shape": [1, 4],
-                    "datatype": "FP64",
-                    "data": [5.1, 3.5, 1.4, 0.2],
-                }
-            ]
-        }
-    )
-    ask = (
-        "import json, urllib.request as u;"
-        f"r = u.urlopen(u.Request({url!r}, data={body!r}.encode(),"
-        " headers={'Content-Type': 'application/json'}), timeout=10);"
-        "print(json.load(r)['model_version'])"
-    )
-    answers: list[str] = []
+    answer = infer_in_cluster(real, ns, "iris", [[5.1, 3.5, 1.4, 0.2]])
+    assert answer["model_version"] == "1"
 
-    def served() -> bool:
-        out = real.kubectl("-n", ns, "exec", "client", "--", "python", "-c", ask, check=False)
-        answers[:] = [out.stdout.strip(), out.stderr[-2000:]]
-        return out.returncode == 0
 
-    wait_for(f"inference through Service {ns}/iris by name", served, 120)
-    assert answers[0] == "1"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.timeout(900)  # two more images onto both nodes, two trainings, two rollouts
+def test_examples_train_with_their_own_images_and_serve_the_frameworks_predictions(
+    real: LocalCluster, operator: str
+) -> None:
+    """The examples as a user applies them: each one's own training image (scikit-learn,
+    LightGBM) trains through the SDK, the operator registers an onnx/v1 version and serves it
+    with the server image's onnxruntime once it passes its gate; the predictions through the
+    Model's Service equal the framework's own on the same rows (the model refit here)."""
+    ns = "examples"
+    nodes, _ = realnode.load(real)
+    realnode.import_images(
+        real,
+        nodes,
+        "ghcr.io/modelops/example-sklearn-iris:0.1.0",
+        "ghcr.io/modelops/example-lightgbm-diabetes:0.1.0",
+    )
+    lifecycle_namespace(real, ns, ("iris.csv", "diabetes.csv"))
+    for name in ("sklearn-iris", "lightgbm-diabetes"):
+        documents = list(yaml.safe_load_all((EXAMPLES / name / "model.yaml").read_text()))
+        apply(real, *documents, namespace=ns)
+    examples: dict[str, Any] = {}
+    for name, model in (
+        ("sklearn-iris", "iris-sklearn"),
+        ("lightgbm-diabetes", "diabetes-lightgbm"),
+    ):
+        wait_on(
+            real,
+            ["model", model, "-n", ns],
+            lambda m: has_condition("Ready")(m) and m["status"].get("productionVersion") == "1",
+            timeout=420,
+            what=f"Model {model} to serve version 1",
+        )
+        version = json.loads(kubectl(real, "-n", ns, "get", "mv", f"{model}-1", "-o", "json"))
+        assert version["spec"]["artifact"]["format"] == "onnx/v1"
+        examples[name] = (model, load_example(name))
+    iris, iris_module = examples["sklearn-iris"]
+    x, y, _ = iris_module.load(str(DATASETS / "iris.csv"), "species")
+    pipeline, _, x_test, _ = iris_module.fit(x, y, {"C": 1.0, "seed": 0})
+    answer = {
+        o["name"]: o["data"] for o in infer_in_cluster(real, ns, iris, x_test.tolist())["outputs"]
+    }
+    assert answer["predict"] == pipeline.predict(x_test).tolist()
+    assert (
+        max(
+            abs(a - b)
+            for a, b in zip(
+                answer["predict_proba"], pipeline.predict_proba(x_test).ravel(), strict=True
+            )
+        )
+        < 1e-5
+    )
+    diabetes, diabetes_module = examples["lightgbm-diabetes"]
+    x, y, _ = diabetes_module.load(str(DATASETS / "diabetes.csv"), "progression")
+    spec = {"trees": 100, "learningRate": 0.05, "leaves": 15, "seed": 0}
+    booster, _, x_test, _ = diabetes_module.fit(x, y, spec)
+    answer = {
+        o["name"]: o["data"]
+        for o in infer_in_cluster(real, ns, diabetes, x_test.tolist())["outputs"]
+    }
+    expected = booster.predict(x_test)
+    assert max(abs(a - b) / abs(b) for a, b in zip(answer["predict"], expected, strict=True)) < 1e-5
