@@ -38,7 +38,12 @@ from modelops.api import artifact as contract
 from modelops.runtimes.trainer.output import write_artifact as _write_files
 from modelops.runtimes.trainer.output import write_termination_log
 from modelops.runtimes.trainer.reference import numeric_reference
-from modelops.runtimes.trainer.run import failure_message, result_message
+from modelops.runtimes.trainer.run import (
+    failure_message,
+    fetch_dataset,
+    result_message,
+    upload_output,
+)
 
 __all__ = ["Artifact", "TrainingContext", "context", "fail", "report", "write_artifact"]
 
@@ -82,6 +87,8 @@ def context(environ: Mapping[str, str] | None = None) -> TrainingContext:
         return env[name]
 
     dataset = Path(need("MODELOPS_TRAINER_DATASET"))
+    # An s3:// dataset is downloaded to that path first (modelops.storage).
+    fetch_dataset(env.get("MODELOPS_TRAINER_DATASET_URI") or None, dataset)
     raw = env.get("MODELOPS_TRAINER_HYPERPARAMETERS", "").strip()
     hyperparameters = json.loads(raw) if raw else {}
     if not isinstance(hyperparameters, dict):
@@ -198,7 +205,8 @@ def report(
     dataset_digest: str | None = None,
 ) -> contract.TrainingResult:
     """Write the training result to the termination message: the operator registers the
-    ModelVersion from it (artifact URI and digest, metrics, dataset, code revision).
+    ModelVersion from it (artifact URI and digest, metrics, dataset, code revision). With an
+    ``s3://`` output (``run.output_uri``) the artifact is uploaded first, manifest last.
 
     The dataset digest is that of the file at ``run.dataset`` unless given; a TrainingRun that
     pins ``spec.dataset.digest`` is refused when they differ, as with the reference trainer.
@@ -214,7 +222,9 @@ def report(
         dataset=contract.ResultDataset(uri=run.dataset_uri, digest=digest),
         code=contract.ResultCode(revision=run.code_revision),
     )
-    write_termination_log(run.termination_log, result_message(result))
+    message = result_message(result)
+    upload_output(artifact.directory, uri)  # an s3:// output: uploaded before it is reported
+    write_termination_log(run.termination_log, message)
     return result
 
 

@@ -752,6 +752,7 @@ def test_the_retrain_run_is_the_template_with_the_evidence() -> None:
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("Model", "model-uid", False)
     assert parsed.spec.model_ref.name == "iris"
     assert parsed.spec.image == TEMPLATE["image"]
+    assert parsed.spec.output.pvc is not None
     assert parsed.spec.output.pvc.claim_name == "models"
     assert parsed.spec.version is None  # the run's name gives the version: retrain-<time>
     trigger = parsed.spec.trigger

@@ -706,3 +706,109 @@ def test_automatic_promotion_skips_a_version_no_runtime_loads() -> None:
     obs = observed([mv("v1", 20), mv("v2", 10, fmt="tensorflow/v2")])
     plan = model_core.reconcile(model, obs, now=NOW, runtimes=RUNTIMES)
     assert deployments_of(plan) == {"iris-v1": 1}
+
+
+# -- artifacts in S3 ----------------------------------------------------------------------
+
+STORAGE = {"s3": {"endpoint": "http://s3.storage:8333", "credentialsSecret": "s3-credentials"}}
+
+
+def s3_version(version: str, age_hours: float = 1) -> api.ModelVersion:
+    document = mv(version, age_hours).to_dict()
+    document["spec"]["artifact"]["uri"] = f"s3://ml-models/iris/{version}"
+    return api.ModelVersion.model_validate(document)
+
+
+def s3_model(
+    serving: dict[str, Any], status: dict[str, Any] | None = None, **spec: Any
+) -> api.Model:
+    document = make_model(serving, status).to_dict()
+    document["spec"] |= {"storage": STORAGE, **spec}
+    return api.Model.model_validate(document)
+
+
+def test_an_s3_artifact_is_fetched_and_verified_by_an_init_step() -> None:
+    plan = model_core.reconcile(s3_model({"version": "v1"}), observed([s3_version("v1")]), now=NOW)
+    (dep,) = (o for o in plan.apply if o["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["image"] == api.DEFAULT_SERVER_IMAGE
+    assert init["command"] == ["python", "-m", "modelops.storage", "fetch"]
+    assert init["args"] == [
+        "--uri",
+        "s3://ml-models/iris/v1",
+        "--digest",
+        DIGEST,
+        "--dest",
+        "/artifacts",
+    ]
+    init_env = {e["name"]: e.get("value", e.get("valueFrom")) for e in init["env"]}
+    assert init_env["AWS_SECRET_ACCESS_KEY"] == {
+        "secretKeyRef": {"name": "s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"}
+    }
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    (server,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["MODELOPS_SERVER_ARTIFACT_DIR"] == "/artifacts"
+    # The credentials go to the download step only, never to the server.
+    assert not [e for e in server["env"] if e["name"].startswith("AWS_")]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["artifacts"]
+
+
+def test_an_s3_artifact_without_storage_settings_is_not_served() -> None:
+    plan = model_core.reconcile(
+        make_model({"version": "v1"}), observed([s3_version("v1")]), now=NOW
+    )
+    assert deployments_of(plan) == {}
+    stalled = cond(model_status(plan), "Stalled")
+    assert stalled["reason"] == "UnsupportedArtifact"
+    assert "spec.storage.s3" in stalled["message"]
+
+
+def test_a_failing_artifact_download_fails_the_rollout_with_its_reason() -> None:
+    model = s3_model({"version": "v2"}, {"productionVersion": "v1"})
+    pod = {
+        "metadata": {"name": "iris-v2-abc"},
+        "status": {
+            "initContainerStatuses": [
+                {
+                    "name": "fetch-artifact",
+                    "restartCount": 3,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {
+                        "terminated": {
+                            "exitCode": 1,
+                            "message": "the S3 server refused the credentials (InvalidAccessKeyId)",
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    obs = observed(
+        [s3_version("v1", 20), s3_version("v2", 10)],
+        {"v1": deployment("v1", 1, available_for=600), "v2": deployment("v2", 1)},
+        {"v2": [pod]},
+    )
+    plan = model_core.reconcile(model, obs, now=NOW)
+    assert deployments_of(plan) == {"iris-v1": 1}
+    (entry,) = model_status(plan)["history"]
+    assert entry["kind"] == "RolledBack"
+    assert "InvalidAccessKeyId" in entry["reason"]
+
+
+def test_retiring_an_s3_version_marks_and_deletes_its_objects() -> None:
+    model = s3_model(
+        {"version": "v2"},
+        {"productionVersion": "v2"},
+        retention={"keepLast": 0, "deleteArtifacts": True},
+    )
+    obs = observed([s3_version("v1", 30), s3_version("v2", 10)])
+    (job,) = _retire_jobs(model_core.reconcile(model, obs, now=NOW))
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "modelops.storage", "retire"]
+    assert container["args"][:2] == ["--uri", "s3://ml-models/iris/v1"]
+    assert "--delete-artifacts" in container["args"]
+    assert job["spec"]["template"]["spec"]["volumes"] == []
+    assert any(e["name"] == "AWS_ACCESS_KEY_ID" for e in container["env"])

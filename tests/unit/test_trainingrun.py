@@ -485,3 +485,58 @@ def test_a_finished_job_found_before_its_status_records_it_is_announced() -> Non
     assert [e.reason for e in plan.events] == ["JobCreated", "Registered", "Succeeded"]
     assert status_of(plan)["jobName"] == "iris-7"
     assert status_of(plan)["phase"] == "Succeeded"
+
+
+# -- object storage ---------------------------------------------------------------------------
+
+S3 = {
+    "s3": {
+        "endpoint": "http://s3.storage:8333",
+        "pathStyle": True,
+        "credentialsSecret": "s3-credentials",
+    }
+}
+
+
+def s3_run() -> api.TrainingRun:
+    document = make_run().to_dict()
+    document["spec"]["dataset"] = {"uri": "s3://ml-data/iris/iris.csv"}
+    document["spec"]["output"] = {"s3": {"uri": "s3://ml-models/trained"}}
+    document["spec"]["storage"] = S3
+    return api.TrainingRun.model_validate(document)
+
+
+def test_an_s3_run_downloads_and_uploads_with_the_secret_only_in_its_pod() -> None:
+    job = trainingrun.build_job(s3_run())
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["MODELOPS_TRAINER_DATASET_URI"] == "s3://ml-data/iris/iris.csv"
+    assert env["MODELOPS_TRAINER_DATASET"] == "/tmp/dataset/iris.csv"
+    assert env["MODELOPS_TRAINER_OUTPUT_DIR"] == "/tmp/artifact"
+    assert env["MODELOPS_TRAINER_OUTPUT_URI"] == "s3://ml-models/trained/iris/iris-7"
+    assert env["MODELOPS_S3_ENDPOINT"] == "http://s3.storage:8333"
+    assert env["MODELOPS_S3_PATH_STYLE"] == "true"
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key] == {"secretKeyRef": {"name": "s3-credentials", "key": key}}
+    # No claim at all: the artifact is written to the scratch volume and uploaded.
+    assert [v["name"] for v in pod["volumes"]] == ["scratch"]
+
+
+def test_an_s3_dataset_or_output_needs_storage_settings() -> None:
+    document = s3_run().to_dict()
+    del document["spec"]["storage"]
+    with pytest.raises(ValueError, match=r"storage\.s3 is required"):
+        api.TrainingRun.model_validate(document)
+    document["spec"]["output"] = {"pvc": {"claimName": "models"}, "s3": {"uri": "s3://bucket/x"}}
+    with pytest.raises(ValueError, match="exactly one of pvc and s3"):
+        api.TrainingRun.model_validate(document)
+
+
+def test_a_pvc_run_gets_no_storage_settings() -> None:
+    document = make_run().to_dict()
+    document["spec"]["storage"] = S3
+    (container,) = trainingrun.build_job(api.TrainingRun.model_validate(document))["spec"][
+        "template"
+    ]["spec"]["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith(("MODELOPS_S3", "AWS_"))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelops import api
 from modelops.core import labels
 
 Obj = dict[str, Any]
@@ -76,3 +77,34 @@ def parse_pvc_uri(uri: str) -> StorageLocation | None:
 def pvc_volume(name: str, claim: str, *, read_only: bool) -> Obj:
     """A pod volume for a PersistentVolumeClaim."""
     return {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
+
+
+S3_CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+"""The keys of a ``spec.storage.s3.credentialsSecret``, passed under the same names."""
+
+
+def storage_env(storage: api.Storage | None) -> list[Obj]:
+    """The environment ``modelops.storage`` reads in a pod that moves data to or from S3. The
+    credentials are ``secretKeyRef``s: the kubelet reads the Secret, the operator never does."""
+    if storage is None:
+        return []
+    s3 = storage.s3
+    env: list[Obj] = []
+    if s3.endpoint:
+        env.append({"name": "MODELOPS_S3_ENDPOINT", "value": s3.endpoint})
+    env.append({"name": "MODELOPS_S3_REGION", "value": s3.region})
+    env.append({"name": "MODELOPS_S3_PATH_STYLE", "value": "true" if s3.path_style else "false"})
+    if s3.credentials_secret:
+        env.extend(
+            {
+                "name": key,
+                "valueFrom": {"secretKeyRef": {"name": s3.credentials_secret, "key": key}},
+            }
+            for key in S3_CREDENTIAL_KEYS
+        )
+    return env
+
+
+def is_s3_uri(uri: str) -> bool:
+    """Whether ``uri`` names an object or prefix in S3."""
+    return uri.startswith("s3://")

@@ -69,6 +69,13 @@ RETIRE_JOB_RESOURCES: Mapping[str, Mapping[str, str]] = {
 """Marking a directory (or deleting its files) needs little; every value is set, so a
 namespace whose ResourceQuota covers requests and limits of CPU and memory admits the pod."""
 RETIRE_JOB_DEADLINE_SECONDS = 600
+FETCH_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"cpu": "50m", "memory": "128Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+"""The serving pod's artifact download step: it holds one artifact file in memory at a time."""
+ARTIFACT_VOLUME_LIMIT = "4Gi"
+"""The emptyDir an artifact from S3 is downloaded into."""
 STALLED_REASONS = frozenset(
     {
         "RolloutFailed",
@@ -184,7 +191,15 @@ def reconcile(
                     rollout = replace(rollout, problem=server)
                 continue
             apply.append(
-                build_deployment(model, serving, mv, replicas, rollout.roles[version], server)
+                build_deployment(
+                    model,
+                    serving,
+                    mv,
+                    replicas,
+                    rollout.roles[version],
+                    server,
+                    tools_image=retire_job.image,
+                )
             )
             apply.append(build_version_service(model, mv))
         apply.append(build_stable_service(model))
@@ -354,17 +369,18 @@ def _target(
                 f"version {pin} failed to roll out "
                 f"({failed.reason}); pin another version, or edit the Model to retry",
             )
-        unsupported = _unsupported(mv, serving, runtimes)
+        unsupported = _unsupported(model, mv, serving, runtimes)
         if unsupported is not None:
             return current, unsupported
         return pin, None
-    newest = _newest_eligible(serving, by_version, verdicts, runtimes)
+    newest = _newest_eligible(model, serving, by_version, verdicts, runtimes)
     if newest is None:
         return current, None
     return newest, None
 
 
 def _newest_eligible(
+    model: api.Model,
     serving: api.Serving,
     by_version: Mapping[str, api.ModelVersion],
     verdicts: Mapping[str, Verdict],
@@ -380,7 +396,7 @@ def _newest_eligible(
         and not ever_quarantined(mv)
         and not _rollout_failed(mv)
         and _passes(mv, serving)
-        and _unsupported(mv, serving, runtimes) is None
+        and _unsupported(model, mv, serving, runtimes) is None
     ]
     if not eligible:
         return None
@@ -402,7 +418,7 @@ def _evacuate(
     verdict = verdicts[prod]
     clean = target if target is not None and target not in verdicts else None
     if clean is None:
-        clean = _newest_eligible(serving, by_version, verdicts, runtimes)
+        clean = _newest_eligible(model, serving, by_version, verdicts, runtimes)
     entry = api.HistoryEntry(
         time=now,
         kind=api.HistoryKind.QUARANTINED,
@@ -489,14 +505,24 @@ def _passes(mv: api.ModelVersion, serving: api.Serving) -> bool:
 
 
 def _unsupported(
-    mv: api.ModelVersion, serving: api.Serving, runtimes: Sequence[ServingRuntime]
+    model: api.Model,
+    mv: api.ModelVersion,
+    serving: api.Serving,
+    runtimes: Sequence[ServingRuntime],
 ) -> tuple[str, str] | None:
     """Why ``mv`` cannot be served (reason, message), or None: its storage, or no runtime."""
-    if builders.parse_pvc_uri(mv.spec.artifact.uri) is None:
+    uri = mv.spec.artifact.uri
+    if builders.is_s3_uri(uri):
+        if model.spec.storage is None:
+            return (
+                "UnsupportedArtifact",
+                f"version {mv.spec.version}: its artifact is in S3 ({uri}); set spec.storage.s3 "
+                "to say how serving pods reach it",
+            )
+    elif builders.parse_pvc_uri(uri) is None:
         return (
             "UnsupportedArtifact",
-            f"version {mv.spec.version}: only pvc:// artifacts can "
-            f"be served, not {mv.spec.artifact.uri}",
+            f"version {mv.spec.version}: only pvc:// and s3:// artifacts can be served, not {uri}",
         )
     server = select_runtime(serving, mv.spec.artifact.format, runtimes)
     if isinstance(server, Server):
@@ -641,7 +667,9 @@ def _failure(dep: Obj | None, pods: Sequence[Obj]) -> str | None:
             if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
                 return f"not available within the progress deadline ({c.get('message', '')})"
     for pod in pods:
-        for cs in pod.get("status", {}).get("containerStatuses", []):
+        status = pod.get("status", {})
+        # An init step that keeps failing (the artifact download) is a crash loop too.
+        for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
             waiting = cs.get("state", {}).get("waiting", {})
             if (
                 waiting.get("reason") == "CrashLoopBackOff"
@@ -861,12 +889,20 @@ def build_deployment(
     replicas: int,
     role: str,
     server: Server,
+    tools_image: str = api.DEFAULT_SERVER_IMAGE,
 ) -> Obj:
     """The Deployment that serves one version with ``server`` (its runtime's image and command,
-    or the Model's own), verified against its digest by the server."""
+    or the Model's own), verified against its digest by the server. An artifact in S3 is first
+    downloaded and verified by an init step (``python -m modelops.storage fetch`` in
+    ``tools_image``, the reference server image) into a volume the server reads."""
     name, version = _name(model), mv.spec.version
-    location = builders.parse_pvc_uri(mv.spec.artifact.uri)
-    assert location is not None  # _unsupported() keeps other URIs out of rollouts
+    uri = mv.spec.artifact.uri
+    location = builders.parse_pvc_uri(uri)
+    in_s3 = builders.is_s3_uri(uri)
+    assert location is not None or in_s3  # _unsupported() keeps other URIs out of rollouts
+    artifact_dir = (
+        f"{ARTIFACT_MOUNT}/{location.path}".rstrip("/") if location is not None else ARTIFACT_MOUNT
+    )
     selector = _version_selector(name, version)
     # The role (production, canary) labels the Deployment, not its pods: a label in the pod
     # template would replace every pod of a canary at the moment it is promoted.
@@ -877,10 +913,7 @@ def build_deployment(
     env: list[Obj] = [
         {"name": "MODELOPS_SERVER_MODEL_NAME", "value": name},
         {"name": "MODELOPS_SERVER_MODEL_VERSION", "value": version},
-        {
-            "name": "MODELOPS_SERVER_ARTIFACT_DIR",
-            "value": f"{ARTIFACT_MOUNT}/{location.path}".rstrip("/"),
-        },
+        {"name": "MODELOPS_SERVER_ARTIFACT_DIR", "value": artifact_dir},
         {"name": "MODELOPS_SERVER_ARTIFACT_DIGEST", "value": mv.spec.artifact.digest},
         {"name": "MODELOPS_SERVER_PORT", "value": str(SERVER_PORT)},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
@@ -937,18 +970,58 @@ def build_deployment(
                         "prometheus.io/path": "/metrics",
                     },
                 },
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": builders.POD_SECURITY_CONTEXT,
-                    "containers": [container],
-                    "volumes": [
-                        builders.pvc_volume("artifacts", location.claim, read_only=True),
-                        builders.SCRATCH_VOLUME,
-                    ],
-                },
+                "spec": _serving_pod_spec(model, mv, container, location, tools_image),
             },
         },
     }
+
+
+def _serving_pod_spec(
+    model: api.Model,
+    mv: api.ModelVersion,
+    container: Obj,
+    location: builders.StorageLocation | None,
+    tools_image: str,
+) -> Obj:
+    spec: Obj = {
+        "automountServiceAccountToken": False,
+        "securityContext": builders.POD_SECURITY_CONTEXT,
+        "containers": [container],
+    }
+    if location is not None:
+        spec["volumes"] = [
+            builders.pvc_volume("artifacts", location.claim, read_only=True),
+            builders.SCRATCH_VOLUME,
+        ]
+        return spec
+    # S3: the init step downloads and verifies the artifact (manifest against the digest,
+    # every file against the manifest) and fails the pod, with the reason in its termination
+    # message, when it cannot; the credentials reach this step only, not the server.
+    spec["initContainers"] = [
+        {
+            "name": "fetch-artifact",
+            "image": tools_image,
+            "command": ["python", "-m", "modelops.storage", "fetch"],
+            "args": [
+                "--uri",
+                mv.spec.artifact.uri,
+                "--digest",
+                mv.spec.artifact.digest,
+                "--dest",
+                ARTIFACT_MOUNT,
+            ],
+            "env": builders.storage_env(model.spec.storage),
+            "volumeMounts": [{"name": "artifacts", "mountPath": ARTIFACT_MOUNT}],
+            "securityContext": builders.CONTAINER_SECURITY_CONTEXT,
+            "resources": {k: dict(v) for k, v in FETCH_RESOURCES.items()},
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+        }
+    ]
+    spec["volumes"] = [
+        {"name": "artifacts", "emptyDir": {"sizeLimit": ARTIFACT_VOLUME_LIMIT}},
+        builders.SCRATCH_VOLUME,
+    ]
+    return spec
 
 
 def build_version_service(model: api.Model, mv: api.ModelVersion) -> Obj:
@@ -979,37 +1052,41 @@ def build_retire_job(
 ) -> Obj:
     """A one-off Job that marks a retired version's artifact directory (the server refuses to
     load a directory with a RETIRED marker) and, only when the retention policy says so,
-    deletes the artifact files."""
+    deletes the artifact files; for an artifact in S3 the marker and the deletion are objects
+    under its prefix (``python -m modelops.storage retire``)."""
     name, version = _name(model), mv.spec.version
-    location = builders.parse_pvc_uri(mv.spec.artifact.uri)
-    args = [
-        "--dir",
-        f"{ARTIFACT_MOUNT}/{location.path}" if location else "",
-        "--reason",
-        reason,
-        "--version",
-        version,
-    ]
+    uri = mv.spec.artifact.uri
+    location = builders.parse_pvc_uri(uri)
+    container: Obj = {
+        "name": "retire",
+        "image": job.image,
+        "securityContext": builders.CONTAINER_SECURITY_CONTEXT,
+        "resources": {k: dict(v) for k, v in job.resources.items()},
+    }
+    volumes: list[Obj] = []
+    what = ["--reason", reason, "--version", version]
     if delete_artifacts:
-        args.append("--delete-artifacts")
+        what.append("--delete-artifacts")
+    if builders.is_s3_uri(uri):
+        container["command"] = ["python", "-m", "modelops.storage", "retire"]
+        container["args"] = ["--uri", uri, *what]
+        container["env"] = builders.storage_env(model.spec.storage)
+    else:
+        container["command"] = ["python", "-m", "modelops.runtimes.server.retire"]
+        container["args"] = [
+            "--dir",
+            f"{ARTIFACT_MOUNT}/{location.path}" if location else "",
+            *what,
+        ]
+        container["volumeMounts"] = [{"name": "artifacts", "mountPath": ARTIFACT_MOUNT}]
+        if location is not None:
+            volumes.append(builders.pvc_volume("artifacts", location.claim, read_only=False))
     pod_spec: Obj = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "securityContext": builders.POD_SECURITY_CONTEXT,
-        "containers": [
-            {
-                "name": "retire",
-                "image": job.image,
-                "command": ["python", "-m", "modelops.runtimes.server.retire"],
-                "args": args,
-                "securityContext": builders.CONTAINER_SECURITY_CONTEXT,
-                "volumeMounts": [{"name": "artifacts", "mountPath": ARTIFACT_MOUNT}],
-                "resources": {k: dict(v) for k, v in job.resources.items()},
-            }
-        ],
-        "volumes": [builders.pvc_volume("artifacts", location.claim, read_only=False)]
-        if location
-        else [],
+        "containers": [container],
+        "volumes": volumes,
     }
     return {
         "apiVersion": "batch/v1",

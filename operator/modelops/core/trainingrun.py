@@ -45,6 +45,8 @@ from modelops.core.plan import EventSpec, Obj, ObjectRef, Plan, StatusPatch
 TRAINER_CONTAINER = "trainer"
 DATASET_MOUNT = "/data"
 OUTPUT_MOUNT = "/output"
+S3_OUTPUT_DIR = "/tmp/artifact"
+S3_DATASET_DIR = "/tmp/dataset"
 WAITING_FOR_MODEL_REQUEUE = 30.0
 NAME_TAKEN_REQUEUE = 15.0
 """How often a run whose Job name is taken looks again (a Job without our label sends us no
@@ -80,35 +82,52 @@ def version_of(run: api.TrainingRun) -> str:
     return run.spec.version or naming.default_version(run.spec.model_ref.name, _name(run))
 
 
-def output_location(run: api.TrainingRun) -> builders.StorageLocation:
-    """Where the run's artifact directory is written."""
+def output_location(run: api.TrainingRun) -> builders.StorageLocation | None:
+    """Where the run's artifact directory is written on its claim; None for an S3 output."""
     pvc = run.spec.output.pvc
+    if pvc is None:
+        return None
     return builders.StorageLocation(
         pvc.claim_name,
         (pvc.path or naming.artifact_path(run.spec.model_ref.name, _name(run))).strip("/"),
     )
 
 
+def output_uri(run: api.TrainingRun) -> str:
+    """The URI of the run's artifact: ``pvc://claim/path`` or ``s3://bucket/prefix/model/run``."""
+    out = output_location(run)
+    if out is not None:
+        return out.uri()
+    assert run.spec.output.s3 is not None  # Output has exactly one of pvc and s3
+    path = naming.artifact_path(run.spec.model_ref.name, _name(run))
+    return f"{run.spec.output.s3.uri.rstrip('/')}/{path}"
+
+
 def build_job(run: api.TrainingRun, *, finished: bool = False) -> Obj:
     """The Job that runs the training, with restricted pod security and the trainer contract
     (docs/contracts.md) in its environment. ``ttlSecondsAfterFinished`` is included only for a
-    run whose result is already recorded (``finished``)."""
+    run whose result is already recorded (``finished``). An S3 dataset is downloaded and an S3
+    output uploaded by the trainer itself, with the storage settings in its environment."""
     spec, name = run.spec, _name(run)
     model = spec.model_ref.name
     out = output_location(run)
-    volumes: list[Obj] = [
-        builders.pvc_volume("output", out.claim, read_only=False),
-        builders.SCRATCH_VOLUME,
-    ]
-    mounts: list[Obj] = [{"name": "output", "mountPath": OUTPUT_MOUNT}, builders.SCRATCH_MOUNT]
+    volumes: list[Obj] = [builders.SCRATCH_VOLUME]
+    mounts: list[Obj] = [builders.SCRATCH_MOUNT]
+    if out is not None:
+        volumes.insert(0, builders.pvc_volume("output", out.claim, read_only=False))
+        mounts.insert(0, {"name": "output", "mountPath": OUTPUT_MOUNT})
     env: list[Obj] = [
         {"name": "MODELOPS_TRAINER_DATASET_URI", "value": spec.dataset.uri},
-        {"name": "MODELOPS_TRAINER_OUTPUT_DIR", "value": f"{OUTPUT_MOUNT}/{out.path}"},
-        {"name": "MODELOPS_TRAINER_OUTPUT_URI", "value": out.uri()},
+        {
+            "name": "MODELOPS_TRAINER_OUTPUT_DIR",
+            # An S3 artifact is written to the scratch volume first, then uploaded.
+            "value": f"{OUTPUT_MOUNT}/{out.path}" if out is not None else S3_OUTPUT_DIR,
+        },
+        {"name": "MODELOPS_TRAINER_OUTPUT_URI", "value": output_uri(run)},
     ]
     dataset = builders.parse_pvc_uri(spec.dataset.uri)
     if dataset is not None:
-        if dataset.claim == out.claim:
+        if out is not None and dataset.claim == out.claim:
             # One claim mounted once: the dataset is read from the output mount.
             env.append(
                 {"name": "MODELOPS_TRAINER_DATASET", "value": f"{OUTPUT_MOUNT}/{dataset.path}"}
@@ -123,6 +142,12 @@ def build_job(run: api.TrainingRun, *, finished: bool = False) -> Obj:
         env.append(
             {"name": "MODELOPS_TRAINER_DATASET", "value": spec.dataset.uri.removeprefix("file://")}
         )
+    elif builders.is_s3_uri(spec.dataset.uri):
+        # The trainer downloads MODELOPS_TRAINER_DATASET_URI to this file before reading it.
+        file_name = spec.dataset.uri.rstrip("/").rsplit("/", 1)[-1]
+        env.append({"name": "MODELOPS_TRAINER_DATASET", "value": f"{S3_DATASET_DIR}/{file_name}"})
+    if out is None or builders.is_s3_uri(spec.dataset.uri):
+        env.extend(builders.storage_env(spec.storage))
     if spec.dataset.digest:
         # The trainer refuses data whose sha256 differs from the declared one.
         env.append({"name": "MODELOPS_TRAINER_DATASET_DIGEST", "value": spec.dataset.digest})

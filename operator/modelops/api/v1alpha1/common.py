@@ -8,6 +8,8 @@ from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model
 from modelops.api.meta import (
     ApiModel,
     Digest,
+    DnsSubdomain,
+    HttpUrl,
     Quantity,
     Uri,
     cel,
@@ -36,6 +38,40 @@ class Artifact(ApiModel):
 
     format: ArtifactFormat
     """Format of the model file, for example modelops-linear/v1 (the reference trainer's)."""
+
+
+S3Uri = Annotated[
+    str,
+    StringConstraints(max_length=1024, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$"),
+]
+Region = Annotated[str, StringConstraints(max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+class S3Storage(ApiModel):
+    """An S3-compatible object store (AWS S3, or any server that speaks its API)."""
+
+    endpoint: HttpUrl | None = None
+    """The server's URL, for example http://minio.storage:9000. Unset: AWS S3."""
+
+    region: Region = "us-east-1"
+    """The region requests are signed for."""
+
+    path_style: bool = False
+    """Address objects as <endpoint>/<bucket>/<key> (most self-hosted servers) instead of
+    <bucket>.<endpoint>/<key>."""
+
+    credentials_secret: DnsSubdomain | None = None
+    """A Secret in the same namespace with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    It is given only to the pods that move data (training, the serving pod's artifact download,
+    retirement), as environment variables; the operator never reads it. Unset: anonymous
+    requests."""
+
+
+class Storage(ApiModel):
+    """How pods reach datasets and artifacts that are not on a PersistentVolumeClaim."""
+
+    s3: S3Storage
+    """Settings for s3:// URIs."""
 
 
 class DatasetReference(ApiModel):

@@ -32,7 +32,7 @@ from modelops.api.meta import (
     unique_by,
     validations,
 )
-from modelops.api.v1alpha1.common import DatasetReference, ResourceRequirements
+from modelops.api.v1alpha1.common import DatasetReference, ResourceRequirements, Storage
 from modelops.api.v1alpha1.trainingrun import Argument, TrainingRunTemplate
 
 DEFAULT_SERVER_IMAGE = "ghcr.io/modelops/server:0.1.0"
@@ -270,6 +270,11 @@ class ModelSpec(ApiModel):
 
     serving: Serving | None = None
     """How the model is served. Unset: the model is a registry entry only."""
+
+    storage: Storage | None = None
+    """How serving pods (an init step downloads and verifies the artifact) and retirement Jobs
+    reach versions whose artifact is in S3 (an s3:// URI): endpoint, region, addressing and
+    the Secret with the credentials."""
 
     retention: Retention | None = None
     """When non-serving versions are retired. Unset: versions are kept forever."""

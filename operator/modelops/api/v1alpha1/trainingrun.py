@@ -41,6 +41,8 @@ from modelops.api.v1alpha1.common import (
     DatasetReference,
     EnvVar,
     ResourceRequirements,
+    S3Uri,
+    Storage,
     Toleration,
 )
 
@@ -66,12 +68,44 @@ class PvcOutput(ApiModel):
     each other."""
 
 
-class Output(ApiModel):
-    """Where the trained artifact is written."""
+class S3Output(ApiModel):
+    """An S3 prefix that receives the artifact directory's objects."""
 
-    pvc: PvcOutput
-    """Write the artifact directory to a PersistentVolumeClaim (the only storage supported in
-    v1alpha1)."""
+    uri: S3Uri
+    """s3://<bucket>/<prefix>. The artifact goes to <uri>/<model>/<TrainingRun name>, so runs
+    never overwrite each other; spec.storage.s3 says how to reach the server."""
+
+
+_ONE_OUTPUT = cel(
+    "has(self.pvc) != has(self.s3)",
+    "output needs exactly one of pvc and s3",
+    field_path=".pvc",
+)
+
+
+class Output(ApiModel):
+    """Where the trained artifact is written: a PersistentVolumeClaim or an S3 prefix."""
+
+    model_config = ConfigDict(json_schema_extra=validations(_ONE_OUTPUT))
+
+    pvc: PvcOutput | None = None
+    """Write the artifact directory to a PersistentVolumeClaim."""
+
+    s3: S3Output | None = None
+    """Upload the artifact directory to S3-compatible object storage (spec.storage.s3)."""
+
+    @model_validator(mode="after")
+    def _one_output(self) -> "Output":
+        if (self.pvc is None) == (self.s3 is None):
+            raise ValueError(_ONE_OUTPUT["message"])
+        return self
+
+
+_S3_NEEDS_STORAGE = cel(
+    "has(self.storage) || (!has(self.output.s3) && !self.dataset.uri.startsWith('s3://'))",
+    "storage.s3 is required for an s3:// dataset or output: it says how to reach the server",
+    field_path=".storage",
+)
 
 
 class TrainingRunTemplate(ApiModel):
@@ -79,6 +113,8 @@ class TrainingRunTemplate(ApiModel):
 
     A Model keeps one as its retraining template; a TrainingRun spec adds the Model reference.
     """
+
+    model_config = ConfigDict(json_schema_extra=validations(_S3_NEEDS_STORAGE))
 
     image: str = Field(min_length=1, max_length=512)
     """Container image that runs the training; pin it by digest for reproducible runs."""
@@ -116,6 +152,10 @@ class TrainingRunTemplate(ApiModel):
     output: Output
     """Where the artifact directory is written."""
 
+    storage: Storage | None = None
+    """How the training pod reaches an s3:// dataset or output: endpoint, region, addressing
+    and the Secret with the credentials."""
+
     backoff_limit: int = Field(default=0, ge=0, le=10)
     """How many times a failed training pod is retried. Training is rarely transient, so the
     default is no retry."""
@@ -132,6 +172,14 @@ class TrainingRunTemplate(ApiModel):
 
     register_version: bool = Field(default=True, alias="register")
     """Register the trained artifact as a ModelVersion when the run succeeds."""
+
+    @model_validator(mode="after")
+    def _s3_needs_storage(self) -> "TrainingRunTemplate":
+        if self.storage is None and (
+            self.output.s3 is not None or self.dataset.uri.startswith("s3://")
+        ):
+            raise ValueError(_S3_NEEDS_STORAGE["message"])
+        return self
 
 
 def _fixed(field: str, *, required: bool) -> dict[str, str]:
@@ -174,6 +222,7 @@ class TrainingRunSpec(TrainingRunTemplate):
 
     model_config = ConfigDict(
         json_schema_extra=validations(
+            _S3_NEEDS_STORAGE,
             *(_fixed(field, required=True) for field in ("modelRef", "image", "dataset", "output")),
             *(
                 _fixed(field, required=False)
@@ -187,6 +236,7 @@ class TrainingRunSpec(TrainingRunTemplate):
                     "nodeSelector",
                     "tolerations",
                     "hyperparameters",
+                    "storage",
                 )
             ),
         )

@@ -7,7 +7,9 @@ last step leaves the output directory untouched.
 """
 
 import logging
+from pathlib import Path
 
+from modelops import storage
 from modelops.api.artifact import (
     MAX_TERMINATION_MESSAGE_BYTES,
     MODEL_FILE,
@@ -42,6 +44,7 @@ def train(settings: TrainerSettings) -> TrainingResult:
     Raises `DatasetRefusedError` when the data breaks its schema, `TrainerError` for any other
     failure that has a one-line explanation.
     """
+    fetch_dataset(settings.dataset_uri, settings.dataset)
     try:
         data = settings.dataset.read_bytes()
     except OSError as error:
@@ -105,7 +108,31 @@ def train(settings: TrainerSettings) -> TrainingResult:
     result_message(result)
     write_artifact(settings.output_dir, files, manifest)
     logger.info("Wrote artifact %s to %s", result.artifact.digest, settings.output_dir)
+    upload_output(settings.output_dir, output_uri)
     return result
+
+
+def fetch_dataset(uri: str | None, path: Path) -> None:
+    """Download an ``s3://`` dataset to ``path`` (where the trainer reads it) unless it is there
+    already; any other URI names a file that is mounted."""
+    if uri is None or not storage.is_s3(uri) or path.exists():
+        return
+    try:
+        storage.download_file(uri, path, storage.S3Settings.from_env())
+    except storage.StorageError as error:
+        raise TrainerError(str(error)) from None
+    logger.info("Downloaded dataset %s to %s", uri, path)
+
+
+def upload_output(directory: Path, uri: str) -> None:
+    """Upload the artifact directory to an ``s3://`` output (the manifest last)."""
+    if not storage.is_s3(uri):
+        return
+    try:
+        storage.upload_artifact(directory, uri, storage.S3Settings.from_env())
+    except storage.StorageError as error:
+        raise TrainerError(str(error)) from None
+    logger.info("Uploaded artifact %s to %s", directory, uri)
 
 
 def evaluate(model: LinearModel, test: Table) -> dict[str, float]:
