@@ -1,0 +1,358 @@
+"""A user's own model through the whole loop with S3: train → register → serve → drift →
+retrain → retire, data and artifacts in a real S3 server.
+
+On the local control plane with the operator as a process and the harness's S3 server
+(versitygw, ``harness.s3``) on loopback. The TrainingRun runs the scikit-learn example
+(``examples/sklearn-iris/train.py``, the SDK) on the local runner: it reads the dataset from
+``s3://``, uploads an ``onnx/v1`` artifact; the serving pod's init step downloads and verifies
+it against the ModelVersion's digest, and the reference server serves it with onnxruntime. The
+predictions equal scikit-learn's; shifted traffic makes the DriftPolicy retrain, the new version
+is promoted, and retention retires the first one and deletes its objects (its ``RETIRED``
+marker stays). A tampered object is refused before anything serves it, and wrong credentials
+fail a run with a condition that says so. The same loop on PVCs is ``test_drift_e2e.py`` and
+``test_serving.py``; the examples on real nodes are in ``test_real_nodes.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.cluster import LocalCluster
+from harness.cluster import wait_for as harness_wait
+from harness.s3 import S3Server
+from harness.traffic import Traffic, read_rows, ready_pod_ips
+from modelops import datasets, storage
+from modelops.api import artifact as contract
+from tests.cluster.kube import (
+    RUNNER,
+    Operator,
+    apply,
+    condition,
+    get,
+    has_condition,
+    install_crds,
+    wait_for,
+)
+from tests.harness.test_s3_server import require_binary
+from tests.unit.test_examples import EXAMPLES, example
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
+
+NS = "s3-lifecycle"
+DATA, MODELS = "ml-data", "ml-models"
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+IRIS = datasets.path("iris.csv").read_bytes()
+
+
+@dataclass
+class Env:
+    cluster: LocalCluster
+    operator: Operator
+    s3: S3Server
+    settings: storage.S3Settings
+    traffic: Traffic
+
+
+def storage_spec(s3: S3Server, secret: str = "s3-credentials") -> dict[str, Any]:
+    return {
+        "s3": {
+            "endpoint": s3.endpoint,
+            "region": s3.region,
+            "pathStyle": True,
+            "credentialsSecret": secret,
+        }
+    }
+
+
+def training(s3: S3Server, secret: str = "s3-credentials") -> dict[str, Any]:
+    """The example's TrainingRun spec (without the Model): the SDK script on the local runner,
+    dataset and output in S3."""
+    return {
+        "image": "ghcr.io/modelops/example-sklearn-iris:0.1.0",
+        "command": ["python", str(EXAMPLES / "sklearn-iris" / "train.py")],
+        "nodeSelector": RUNNER,
+        "dataset": {
+            "uri": f"s3://{DATA}/iris/iris.csv",
+            "digest": contract.sha256_digest(IRIS),
+        },
+        "hyperparameters": {"C": 1.0, "seed": 0},
+        "output": {"s3": {"uri": f"s3://{MODELS}/trained"}},
+        "storage": storage_spec(s3, secret),
+        "activeDeadlineSeconds": 300,
+    }
+
+
+def secret(name: str, access_key: str, secret_key: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key},
+    }
+
+
+@pytest.fixture(scope="module")
+def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    require_binary()
+    work = tmp_path_factory.mktemp("s3-lifecycle")
+    install_crds(cluster)
+    cluster.kubectl("create", "namespace", NS)
+    with S3Server(work / "s3") as s3:
+        settings = storage.S3Settings(
+            endpoint=s3.endpoint,
+            region=s3.region,
+            path_style=True,
+            access_key=s3.access_key,
+            secret_key=s3.secret_key,
+        )
+        s3.create_bucket(DATA)
+        s3.create_bucket(MODELS)
+        storage.put_bytes(f"s3://{DATA}/iris/iris.csv", IRIS, settings)
+        apply(
+            cluster,
+            secret("s3-credentials", s3.access_key, s3.secret_key),
+            secret("s3-wrong", s3.access_key, "0" * 40),
+            namespace=NS,
+        )
+        operator = Operator(cluster.kubeconfig, work / "operator.log", NS)
+        traffic = Traffic(
+            "iris",
+            read_rows(datasets.path("iris.csv"), list(FEATURES)),
+            pods=lambda: ready_pod_ips(cluster.kubectl, NS, "iris"),
+        )
+        operator.start()
+        try:
+            yield Env(cluster, operator, s3, settings, traffic)
+        finally:
+            traffic.stop()
+            operator.stop()
+            print(operator.log.read_text()[-8000:])
+
+
+def infer(ip: str, rows: np.ndarray) -> dict[str, Any]:
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": list(rows.shape),
+                    "datatype": "FP64",
+                    "data": rows.ravel().tolist(),
+                }
+            ]
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"http://{ip}:8080/v2/models/iris/infer",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        answer: dict[str, Any] = json.loads(r.read())
+    return {o["name"]: o["data"] for o in answer["outputs"]}
+
+
+def model_serves(version: str) -> Any:
+    return lambda m: has_condition("Ready")(m) and m["status"].get("productionVersion") == version
+
+
+def test_a_model_trained_from_s3_is_served_from_s3_with_the_frameworks_predictions(
+    env: Env,
+) -> None:
+    apply(
+        env.cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "iris"},
+            "spec": {
+                "training": training(env.s3),
+                "storage": storage_spec(env.s3),
+                "serving": {
+                    "promotion": "Automatic",
+                    "gates": [{"metric": "accuracy", "min": 0.9}],
+                    "replicas": 1,
+                    "progressDeadlineSeconds": 120,
+                },
+                "retention": {"keepLast": 0, "deleteArtifacts": True},
+            },
+        },
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "metadata": {"name": "iris-1"},
+            "spec": {"modelRef": {"name": "iris"}, **training(env.s3)},
+        },
+        namespace=NS,
+    )
+    wait_for(
+        env.cluster,
+        ["model", "iris", "-n", NS],
+        model_serves("1"),
+        timeout=300,
+        what="Model iris to serve version 1 from S3",
+    )
+    version = get(env.cluster, "modelversion", "iris-1", "-n", NS)
+    assert version is not None
+    artifact = version["spec"]["artifact"]
+    assert artifact["format"] == "onnx/v1"
+    assert artifact["uri"] == f"s3://{MODELS}/trained/iris/iris-1"
+    assert storage.exists(f"{artifact['uri']}/model.onnx", env.settings)
+    # The serving pod downloaded and verified it in its init step.
+    (ip,) = ready_pod_ips(env.cluster.kubectl, NS, "iris")
+    pods = json.loads(env.cluster.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)
+    (pod,) = [p for p in pods["items"] if p["status"].get("podIP") == ip]
+    (init,) = pod["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["exitCode"] == 0
+    module = example("sklearn-iris")
+    x, y, _ = module.load(str(datasets.path("iris.csv")), "species")
+    pipeline, _, x_test, _ = module.fit(x, y, {"C": 1.0, "seed": 0})
+    answer = infer(ip, x_test)
+    assert answer["predict"] == pipeline.predict(x_test).tolist()
+    np.testing.assert_allclose(
+        np.array(answer["predict_proba"]).reshape(len(x_test), -1),
+        pipeline.predict_proba(x_test),
+        atol=1e-5,
+    )
+
+
+def test_shifted_traffic_retrains_and_the_old_version_is_retired_and_deleted(env: Env) -> None:
+    apply(
+        env.cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "DriftPolicy",
+            "metadata": {"name": "iris-drift"},
+            "spec": {
+                "modelRef": {"name": "iris"},
+                "interval": "10s",
+                "window": "1m",
+                "consecutiveWindows": 2,
+                "minSamples": 100,
+                "datasetDriftShare": 0.25,
+                "actions": {"retrain": {"enabled": True, "cooldown": "1h", "maxConcurrent": 1}},
+            },
+        },
+        namespace=NS,
+    )
+    env.traffic.shift = {"petal_length": 4.0}  # far beyond any petal length seen in training
+    env.traffic.start()
+    policy = wait_for(
+        env.cluster,
+        ["driftpolicy", "iris-drift", "-n", NS],
+        lambda p: (condition(p, "DriftDetected") or {}).get("status") == "True",
+        timeout=240,
+        what="DriftPolicy iris-drift to detect drift on the shifted feature",
+    )
+    assert policy["status"]["topFeatures"][0]["name"] == "petal_length"
+    # The retrain run trains from the same S3 data; its version passes the gate and serves.
+    model = wait_for(
+        env.cluster,
+        ["model", "iris", "-n", NS],
+        lambda m: (
+            m["status"].get("productionVersion") not in (None, "1") and has_condition("Ready")(m)
+        ),
+        timeout=420,
+        what="Model iris to promote the retrained version",
+    )
+    env.traffic.stop()
+    new = model["status"]["productionVersion"]
+    assert new.startswith("retrain-")
+    retired = wait_for(
+        env.cluster,
+        ["modelversion", "iris-1", "-n", NS],
+        lambda v: v["status"].get("phase") == "Retired",
+        timeout=120,
+        what="version 1 to be retired",
+    )
+    assert retired["metadata"]["labels"]["modelops.dev/retired"] == "true"
+    uri = f"s3://{MODELS}/trained/iris/iris-1"
+
+    harness_wait(
+        "the retire Job to delete version 1's objects",
+        lambda: not storage.exists(f"{uri}/manifest.json", env.settings),
+        120,
+    )
+    assert storage.exists(f"{uri}/{storage.RETIRED_MARKER}", env.settings)
+    assert not storage.exists(f"{uri}/model.onnx", env.settings)
+
+
+def test_a_tampered_object_is_refused_before_it_is_served(env: Env) -> None:
+    # A copy of the serving artifact, with its graph altered after the digest was taken.
+    versions = get(env.cluster, "modelversion", "-n", NS, "-l", "modelops.dev/model=iris")
+    assert versions is not None
+    serving = next(v for v in versions["items"] if v["status"].get("phase") == "Serving")
+    artifact = serving["spec"]["artifact"]
+    copy = f"s3://{MODELS}/copies/tampered"
+    local = env.operator.log.parent / "tampered"
+    for name in storage.fetch_artifact(artifact["uri"], artifact["digest"], local, env.settings):
+        data = b"evil" if name == "model.onnx" else (local / name).read_bytes()
+        storage.put_bytes(f"{copy}/{name}", data, env.settings)
+    apply(
+        env.cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "Model",
+            "metadata": {"name": "tampered"},
+            "spec": {
+                "storage": storage_spec(env.s3),
+                "serving": {"version": "1", "replicas": 1, "progressDeadlineSeconds": 60},
+            },
+        },
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {"name": "tampered-1"},
+            "spec": {
+                "modelRef": {"name": "tampered"},
+                "version": "1",
+                "artifact": {**artifact, "uri": copy},
+            },
+        },
+        namespace=NS,
+    )
+    model = wait_for(
+        env.cluster,
+        ["model", "tampered", "-n", NS],
+        lambda m: (
+            (condition(m, "Degraded") or {}).get("status") == "True"
+            or (condition(m, "Stalled") or {}).get("status") == "True"
+        ),
+        timeout=240,
+        what="Model tampered to report the refused artifact",
+    )
+    assert model["status"].get("productionVersion") is None
+    text = json.dumps(model["status"]["conditions"])
+    assert "model.onnx has digest" in text, text
+
+
+def test_wrong_credentials_fail_the_run_with_a_clear_condition(env: Env) -> None:
+    apply(
+        env.cluster,
+        {
+            "apiVersion": "modelops.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "metadata": {"name": "iris-wrong-key"},
+            "spec": {"modelRef": {"name": "iris"}, **training(env.s3, "s3-wrong")},
+        },
+        namespace=NS,
+    )
+    run = wait_for(
+        env.cluster,
+        ["trainingrun", "iris-wrong-key", "-n", NS],
+        has_condition("Succeeded", "False"),
+        timeout=180,
+        what="TrainingRun iris-wrong-key to fail",
+    )
+    failed = condition(run, "Succeeded")
+    assert failed is not None
+    assert "refused the credentials" in failed["message"], failed
+    assert "SignatureDoesNotMatch" in failed["message"], failed
+    assert get(env.cluster, "modelversion", "iris-wrong-key", "-n", NS) is None
