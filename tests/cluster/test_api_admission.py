@@ -329,7 +329,30 @@ INVALID = [
         ("spec.env", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
         errors=("spec.env", "duplicate"),
     ),
-    case("output-without-pvc", RUN, ("spec.output", {}), errors=("spec.output.pvc", "Required")),
+    case(
+        "output-without-pvc-or-s3",
+        RUN,
+        ("spec.output", {}),
+        errors=("spec.output.pvc", "exactly one of pvc and s3"),
+    ),
+    case(
+        "output-pvc-and-s3",
+        RUN,
+        ("spec.output.s3", {"uri": "s3://models/trained"}),
+        errors=("spec.output.pvc", "exactly one of pvc and s3"),
+    ),
+    case(
+        "s3-output-without-storage",
+        RUN,
+        ("spec.output", {"s3": {"uri": "s3://models/trained"}}),
+        errors=("spec.storage", "storage.s3 is required"),
+    ),
+    case(
+        "s3-uri-not-a-bucket",
+        RUN,
+        ("spec.output", {"s3": {"uri": "s3://Not_A_Bucket/x"}}),
+        errors=("spec.output.s3.uri",),
+    ),
     case(
         "hyperparameters-not-an-object",
         RUN,

@@ -34,7 +34,7 @@ from modelops.core.builders import (
     SCRATCH_MOUNT,
     SCRATCH_VOLUME,
 )
-from tests.cluster.kube import apply, has_condition, training_run
+from tests.cluster.kube import apply, condition, has_condition, training_run
 from tests.cluster.kube import wait_for as wait_on
 from tests.unit.test_examples import DATASETS
 from tests.unit.test_examples import example as load_example
@@ -570,6 +570,16 @@ def test_examples_train_with_their_own_images_and_serve_the_frameworks_predictio
         ("sklearn-iris", "iris-sklearn"),
         ("lightgbm-diabetes", "diabetes-lightgbm"),
     ):
+        # The run first: a failed one shows its condition's message here.
+        wait_on(
+            real,
+            ["trainingrun", f"{model}-1", "-n", ns],
+            lambda r: (condition(r, "Succeeded") or {}).get("status") in ("True", "False"),
+            timeout=300,
+            what=f"TrainingRun {model}-1 to finish",
+        )
+        run = json.loads(kubectl(real, "-n", ns, "get", "trainingrun", f"{model}-1", "-o", "json"))
+        assert has_condition("Succeeded")(run), run["status"]
         wait_on(
             real,
             ["model", model, "-n", ns],
