@@ -40,6 +40,7 @@ from tests.cluster.kube import (
     install_crds,
     wait_for,
 )
+from tests.cluster.test_drift_e2e import POLICY_SPEC
 from tests.harness.test_s3_server import require_binary
 from tests.unit.test_examples import EXAMPLES, example
 
@@ -231,12 +232,7 @@ def test_shifted_traffic_retrains_and_the_old_version_is_retired_and_deleted(env
             "kind": "DriftPolicy",
             "metadata": {"name": "iris-drift"},
             "spec": {
-                "modelRef": {"name": "iris"},
-                "interval": "10s",
-                "window": "1m",
-                "consecutiveWindows": 2,
-                "minSamples": 100,
-                "datasetDriftShare": 0.25,
+                **POLICY_SPEC,  # the drift loop's own test's windows and thresholds
                 "actions": {"retrain": {"enabled": True, "cooldown": "1h", "maxConcurrent": 1}},
             },
         },

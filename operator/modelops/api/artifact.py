@@ -64,6 +64,16 @@ class _Document(BaseModel):
     )
 
 
+def _check_classes(task: Task, classes: list[str] | None) -> None:
+    """A classifier has two or more distinct classes; a regressor has none."""
+    if task == "classification":
+        if classes is None or len(classes) < 2:
+            raise ValueError("a classification model needs at least two classes")
+        _unique(classes, "classes")
+    elif classes is not None:
+        raise ValueError("a regression model has no classes")
+
+
 def _unique(values: list[str], what: str) -> list[str]:
     duplicates = sorted({value for value in values if values.count(value) > 1})
     if duplicates:
@@ -146,12 +156,7 @@ class LinearModel(_Document):
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> "LinearModel":
-        if self.task == "classification":
-            if self.classes is None or len(self.classes) < 2:
-                raise ValueError("a classification model needs at least two classes")
-            _unique(self.classes, "classes")
-        elif self.classes is not None:
-            raise ValueError("a regression model has no classes")
+        _check_classes(self.task, self.classes)
         numeric = sum(1 for feature in self.features if feature.type == "numeric")
         if len(self.mean) != numeric or len(self.scale) != numeric:
             raise ValueError(f"mean and scale need one entry per numeric feature ({numeric})")
@@ -214,12 +219,7 @@ class OnnxModel(_Document):
 
     @model_validator(mode="after")
     def _classes_match_task(self) -> "OnnxModel":
-        if self.task == "classification":
-            if self.classes is None or len(self.classes) < 2:
-                raise ValueError("a classification model needs at least two classes")
-            _unique(self.classes, "classes")
-        elif self.classes is not None:
-            raise ValueError("a regression model has no classes")
+        _check_classes(self.task, self.classes)
         if self.file in (MODEL_FILE, REFERENCE_FILE, MANIFEST_FILE):
             raise ValueError(f"file cannot be {self.file}")
         return self
