@@ -1,5 +1,6 @@
-"""A user's own model through the whole loop with S3: train → register → serve → drift →
-retrain → retire, data and artifacts in a real S3 server.
+"""A user's own model through the whole loop, once with S3 and once with PVCs: train →
+register → serve → drift → retrain → retire, data and artifacts in a real S3 server or on
+PersistentVolumeClaims.
 
 On the local control plane with the operator as a process and the harness's S3 server
 (versitygw, ``harness.s3``) on loopback. The TrainingRun runs the scikit-learn example
@@ -9,8 +10,9 @@ it against the ModelVersion's digest, and the reference server serves it with on
 predictions equal scikit-learn's; shifted traffic makes the DriftPolicy retrain, the new version
 is promoted, and retention retires the first one and deletes its objects (its ``RETIRED``
 marker stays). A tampered object is refused before anything serves it, and wrong credentials
-fail a run with a condition that says so. The same loop on PVCs is ``test_drift_e2e.py`` and
-``test_serving.py``; the examples on real nodes are in ``test_real_nodes.py``.
+fail a run with a condition that says so (those two only with S3). The module fixture is
+parametrized by backend: the same tests run with the data on the ``datasets`` claim and the
+artifacts on the ``models`` claim. The examples on real nodes are in ``test_real_nodes.py``.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from tests.cluster.kube import (
     RUNNER,
     Operator,
     apply,
+    artifacts_root,
     condition,
     get,
     has_condition,
     install_crds,
+    prepare_namespace,
     wait_for,
 )
 from tests.cluster.test_drift_e2e import POLICY_SPEC
@@ -46,7 +50,7 @@ from tests.unit.test_examples import EXAMPLES, example
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 
-NS = "s3-lifecycle"
+NS = {"s3": "lifecycle-s3", "pvc": "lifecycle-pvc"}
 DATA, MODELS = "ml-data", "ml-models"
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 IRIS = datasets.path("iris.csv").read_bytes()
@@ -54,11 +58,43 @@ IRIS = datasets.path("iris.csv").read_bytes()
 
 @dataclass
 class Env:
+    backend: str
     cluster: LocalCluster
     operator: Operator
     s3: S3Server
     settings: storage.S3Settings
     traffic: Traffic
+
+    @property
+    def ns(self) -> str:
+        return NS[self.backend]
+
+    def training(self, secret: str = "s3-credentials") -> dict[str, Any]:
+        """The example's TrainingRun spec (without the Model): the SDK script on the local
+        runner, dataset and output in S3 or on the claims."""
+        spec = training(self.s3, secret)
+        if self.backend == "pvc":
+            del spec["storage"]
+            spec["dataset"] = {**spec["dataset"], "uri": "pvc://datasets/iris.csv"}
+            spec["output"] = {"pvc": {"claimName": "models"}}
+        return spec
+
+    def artifact_uri(self, run: str) -> str:
+        if self.backend == "pvc":
+            return f"pvc://models/iris/{run}"
+        return f"s3://{MODELS}/trained/iris/{run}"
+
+    def artifact_files(self, run: str) -> set[str]:
+        """What is left of a version's artifact: object or file names."""
+        if self.backend == "pvc":
+            directory = artifacts_root(self.cluster, self.ns) / "iris" / run
+            return {p.name for p in directory.iterdir()}
+        prefix = f"s3://{MODELS}/trained/iris/{run}"
+        return {
+            name
+            for name in ("manifest.json", "model.json", "model.onnx", "reference.json", "RETIRED")
+            if storage.exists(f"{prefix}/{name}", self.settings)
+        }
 
 
 def storage_spec(s3: S3Server, secret: str = "s3-credentials") -> dict[str, Any]:
@@ -99,12 +135,21 @@ def secret(name: str, access_key: str, secret_key: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+@pytest.fixture(scope="module", params=["s3", "pvc"])
+def env(
+    request: pytest.FixtureRequest,
+    cluster: LocalCluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Env]:
     require_binary()
-    work = tmp_path_factory.mktemp("s3-lifecycle")
-    install_crds(cluster)
-    cluster.kubectl("create", "namespace", NS)
+    backend: str = request.param
+    ns = NS[backend]
+    work = tmp_path_factory.mktemp(ns)
+    if backend == "pvc":
+        prepare_namespace(cluster, ns)  # the claims, and iris.csv landed on datasets
+    else:
+        install_crds(cluster)
+        cluster.kubectl("create", "namespace", ns)
     with S3Server(work / "s3") as s3:
         settings = storage.S3Settings(
             endpoint=s3.endpoint,
@@ -120,17 +165,17 @@ def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
             cluster,
             secret("s3-credentials", s3.access_key, s3.secret_key),
             secret("s3-wrong", s3.access_key, "0" * 40),
-            namespace=NS,
+            namespace=ns,
         )
-        operator = Operator(cluster.kubeconfig, work / "operator.log", NS)
+        operator = Operator(cluster.kubeconfig, work / "operator.log", ns)
         traffic = Traffic(
             "iris",
             read_rows(datasets.path("iris.csv"), list(FEATURES)),
-            pods=lambda: ready_pod_ips(cluster.kubectl, NS, "iris"),
+            pods=lambda: ready_pod_ips(cluster.kubectl, ns, "iris"),
         )
         operator.start()
         try:
-            yield Env(cluster, operator, s3, settings, traffic)
+            yield Env(backend, cluster, operator, s3, settings, traffic)
         finally:
             traffic.stop()
             operator.stop()
@@ -164,7 +209,7 @@ def model_serves(version: str) -> Any:
     return lambda m: has_condition("Ready")(m) and m["status"].get("productionVersion") == version
 
 
-def test_a_model_trained_from_s3_is_served_from_s3_with_the_frameworks_predictions(
+def test_a_model_trained_with_the_sdk_is_served_with_the_frameworks_predictions(
     env: Env,
 ) -> None:
     apply(
@@ -174,8 +219,8 @@ def test_a_model_trained_from_s3_is_served_from_s3_with_the_frameworks_predictio
             "kind": "Model",
             "metadata": {"name": "iris"},
             "spec": {
-                "training": training(env.s3),
-                "storage": storage_spec(env.s3),
+                "training": env.training(),
+                **({"storage": storage_spec(env.s3)} if env.backend == "s3" else {}),
                 "serving": {
                     "promotion": "Automatic",
                     "gates": [{"metric": "accuracy", "min": 0.9}],
@@ -189,29 +234,30 @@ def test_a_model_trained_from_s3_is_served_from_s3_with_the_frameworks_predictio
             "apiVersion": "modelops.dev/v1alpha1",
             "kind": "TrainingRun",
             "metadata": {"name": "iris-1"},
-            "spec": {"modelRef": {"name": "iris"}, **training(env.s3)},
+            "spec": {"modelRef": {"name": "iris"}, **env.training()},
         },
-        namespace=NS,
+        namespace=env.ns,
     )
     wait_for(
         env.cluster,
-        ["model", "iris", "-n", NS],
+        ["model", "iris", "-n", env.ns],
         model_serves("1"),
         timeout=300,
-        what="Model iris to serve version 1 from S3",
+        what=f"Model iris to serve version 1 ({env.backend})",
     )
-    version = get(env.cluster, "modelversion", "iris-1", "-n", NS)
+    version = get(env.cluster, "modelversion", "iris-1", "-n", env.ns)
     assert version is not None
     artifact = version["spec"]["artifact"]
     assert artifact["format"] == "onnx/v1"
-    assert artifact["uri"] == f"s3://{MODELS}/trained/iris/iris-1"
-    assert storage.exists(f"{artifact['uri']}/model.onnx", env.settings)
-    # The serving pod downloaded and verified it in its init step.
-    (ip,) = ready_pod_ips(env.cluster.kubectl, NS, "iris")
-    pods = json.loads(env.cluster.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)
-    (pod,) = [p for p in pods["items"] if p["status"].get("podIP") == ip]
-    (init,) = pod["status"]["initContainerStatuses"]
-    assert init["state"]["terminated"]["exitCode"] == 0
+    assert artifact["uri"] == env.artifact_uri("iris-1")
+    assert "model.onnx" in env.artifact_files("iris-1")
+    (ip,) = ready_pod_ips(env.cluster.kubectl, env.ns, "iris")
+    if env.backend == "s3":
+        # The serving pod downloaded and verified the artifact in its init step.
+        pods = json.loads(env.cluster.kubectl("get", "pods", "-n", env.ns, "-o", "json").stdout)
+        (pod,) = [p for p in pods["items"] if p["status"].get("podIP") == ip]
+        (init,) = pod["status"]["initContainerStatuses"]
+        assert init["state"]["terminated"]["exitCode"] == 0
     module = example("sklearn-iris")
     x, y, _ = module.load(str(datasets.path("iris.csv")), "species")
     pipeline, _, x_test, _ = module.fit(x, y, {"C": 1.0, "seed": 0})
@@ -236,13 +282,13 @@ def test_shifted_traffic_retrains_and_the_old_version_is_retired_and_deleted(env
                 "actions": {"retrain": {"enabled": True, "cooldown": "1h", "maxConcurrent": 1}},
             },
         },
-        namespace=NS,
+        namespace=env.ns,
     )
     env.traffic.shift = {"petal_length": 4.0}  # far beyond any petal length seen in training
     env.traffic.start()
     policy = wait_for(
         env.cluster,
-        ["driftpolicy", "iris-drift", "-n", NS],
+        ["driftpolicy", "iris-drift", "-n", env.ns],
         lambda p: (condition(p, "DriftDetected") or {}).get("status") == "True",
         timeout=240,
         what="DriftPolicy iris-drift to detect drift on the shifted feature",
@@ -251,7 +297,7 @@ def test_shifted_traffic_retrains_and_the_old_version_is_retired_and_deleted(env
     # The retrain run trains from the same S3 data; its version passes the gate and serves.
     model = wait_for(
         env.cluster,
-        ["model", "iris", "-n", NS],
+        ["model", "iris", "-n", env.ns],
         lambda m: (
             m["status"].get("productionVersion") not in (None, "1") and has_condition("Ready")(m)
         ),
@@ -263,26 +309,27 @@ def test_shifted_traffic_retrains_and_the_old_version_is_retired_and_deleted(env
     assert new.startswith("retrain-")
     retired = wait_for(
         env.cluster,
-        ["modelversion", "iris-1", "-n", NS],
+        ["modelversion", "iris-1", "-n", env.ns],
         lambda v: v["status"].get("phase") == "Retired",
         timeout=120,
         what="version 1 to be retired",
     )
     assert retired["metadata"]["labels"]["modelops.dev/retired"] == "true"
-    uri = f"s3://{MODELS}/trained/iris/iris-1"
-
     harness_wait(
-        "the retire Job to delete version 1's objects",
-        lambda: not storage.exists(f"{uri}/manifest.json", env.settings),
+        "the retire Job to delete version 1's artifact",
+        lambda: env.artifact_files("iris-1") == {storage.RETIRED_MARKER},
         120,
     )
-    assert storage.exists(f"{uri}/{storage.RETIRED_MARKER}", env.settings)
-    assert not storage.exists(f"{uri}/model.onnx", env.settings)
 
 
 def test_a_tampered_object_is_refused_before_it_is_served(env: Env) -> None:
+    if env.backend != "s3":
+        pytest.skip(
+            "S3 only: the init step that verifies downloaded objects (a PVC version's "
+            "tampered file is test_serving.py's)"
+        )
     # A copy of the serving artifact, with its graph altered after the digest was taken.
-    versions = get(env.cluster, "modelversion", "-n", NS, "-l", "modelops.dev/model=iris")
+    versions = get(env.cluster, "modelversion", "-n", env.ns, "-l", "modelops.dev/model=iris")
     assert versions is not None
     serving = next(v for v in versions["items"] if v["status"].get("phase") == "Serving")
     artifact = serving["spec"]["artifact"]
@@ -312,11 +359,11 @@ def test_a_tampered_object_is_refused_before_it_is_served(env: Env) -> None:
                 "artifact": {**artifact, "uri": copy},
             },
         },
-        namespace=NS,
+        namespace=env.ns,
     )
     model = wait_for(
         env.cluster,
-        ["model", "tampered", "-n", NS],
+        ["model", "tampered", "-n", env.ns],
         lambda m: (
             (condition(m, "Degraded") or {}).get("status") == "True"
             or (condition(m, "Stalled") or {}).get("status") == "True"
@@ -330,6 +377,8 @@ def test_a_tampered_object_is_refused_before_it_is_served(env: Env) -> None:
 
 
 def test_wrong_credentials_fail_the_run_with_a_clear_condition(env: Env) -> None:
+    if env.backend != "s3":
+        pytest.skip("S3 only: a PVC has no credentials")
     apply(
         env.cluster,
         {
@@ -338,11 +387,11 @@ def test_wrong_credentials_fail_the_run_with_a_clear_condition(env: Env) -> None
             "metadata": {"name": "iris-wrong-key"},
             "spec": {"modelRef": {"name": "iris"}, **training(env.s3, "s3-wrong")},
         },
-        namespace=NS,
+        namespace=env.ns,
     )
     run = wait_for(
         env.cluster,
-        ["trainingrun", "iris-wrong-key", "-n", NS],
+        ["trainingrun", "iris-wrong-key", "-n", env.ns],
         has_condition("Succeeded", "False"),
         timeout=180,
         what="TrainingRun iris-wrong-key to fail",
@@ -351,4 +400,4 @@ def test_wrong_credentials_fail_the_run_with_a_clear_condition(env: Env) -> None
     assert failed is not None
     assert "refused the credentials" in failed["message"], failed
     assert "SignatureDoesNotMatch" in failed["message"], failed
-    assert get(env.cluster, "modelversion", "iris-wrong-key", "-n", NS) is None
+    assert get(env.cluster, "modelversion", "iris-wrong-key", "-n", env.ns) is None
