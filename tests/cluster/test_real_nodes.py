@@ -616,3 +616,76 @@ def test_examples_train_with_their_own_images_and_serve_the_frameworks_predictio
     }
     expected = booster.predict(x_test)
     assert max(abs(a - b) / abs(b) for a, b in zip(answer["predict"], expected, strict=True)) < 1e-5
+
+
+CANARY_REQUESTS = 400
+
+
+def test_the_canary_share_through_the_service_matches_its_replicas(
+    real: LocalCluster, operator: str
+) -> None:
+    """A canary as clients see it: through the Model's Service (kube-proxy, nftables) the
+    share of answers from the canary version is within one replica of the configured share.
+    Continues the examples' namespace: version 2 of iris-sklearn becomes a canary of 1 of 4
+    replicas and is held there (minReadySeconds far away)."""
+    ns, model = "examples", "iris-sklearn"
+    documents = list(yaml.safe_load_all((EXAMPLES / "sklearn-iris" / "model.yaml").read_text()))
+    base, run = (
+        next(d for d in documents if d["kind"] == kind) for kind in ("Model", "TrainingRun")
+    )
+    base["spec"]["serving"] |= {
+        "replicas": 4,
+        "canary": {"replicasPercent": 25, "minReadySeconds": 3600},
+    }
+    run["metadata"]["name"] = f"{model}-2"
+    apply(real, base, run, namespace=ns)
+    wait_on(
+        real,
+        ["model", model, "-n", ns],
+        lambda m: (
+            m["status"].get("canaryVersion") == "2" and m["status"].get("productionVersion") == "1"
+        ),
+        timeout=300,
+        what=f"Model {model} to run version 2 as a canary",
+    )
+    for version, replicas in (("1", 3), ("2", 1)):
+        real.kubectl(
+            "-n",
+            ns,
+            "wait",
+            "--for=jsonpath={.status.availableReplicas}=" + str(replicas),
+            f"deployment/{model}-{version}",
+            "--timeout=240s",
+        )
+    service = json.loads(kubectl(real, "-n", ns, "get", "service", model, "-o", "json"))
+    port = service["spec"]["ports"][0]["port"]
+    url = f"http://{model}.{ns}.svc.cluster.local:{port}/v2/models/{model}/infer"
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [5.1, 3.5, 1.4, 0.2],
+                }
+            ]
+        }
+    )
+    # A new connection per request, as independent clients make: kube-proxy picks a backend
+    # per connection.
+    count = (
+        "import collections, json, urllib.request as u;"
+        "c = collections.Counter("
+        f"json.load(u.urlopen(u.Request({url!r}, data={body!r}.encode(),"
+        " headers={'Content-Type': 'application/json', 'Connection': 'close'}), timeout=10))"
+        f"['model_version'] for _ in range({CANARY_REQUESTS}));"
+        "print(json.dumps(c))"
+    )
+    out = real.kubectl("-n", ns, "exec", "client", "--", "python", "-c", count)
+    answers = json.loads(out.stdout)
+    assert set(answers) == {"1", "2"}, answers
+    share = answers["2"] / CANARY_REQUESTS
+    configured_replicas = 1
+    print(f"\ncanary share through the Service: {share:.3f} ({answers}); configured 1 of 4")
+    assert abs(share * 4 - configured_replicas) <= 1, answers
