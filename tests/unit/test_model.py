@@ -692,6 +692,20 @@ def test_a_pinned_version_no_runtime_loads_is_refused_not_rolled_out() -> None:
     assert "modelops-reference: modelops-linear/v1, onnx/v1" in stalled["message"]
 
 
+def test_a_serving_version_whose_format_the_table_lost_keeps_running() -> None:
+    model = make_model({"version": "v1"}, {"productionVersion": "v1"})
+    obs = observed(
+        [mv("v1", phase="Serving", fmt="tensorflow/v2")],
+        {"v1": deployment("v1", 1, available_for=600)},
+        services=["iris", "iris-v1"],
+    )
+    plan = model_core.reconcile(model, obs, now=NOW, runtimes=RUNTIMES)
+    # Not rebuilt with a server that cannot load it, and nothing of it deleted.
+    assert deployments_of(plan) == {}
+    assert not plan.delete
+    assert cond(model_status(plan), "Stalled")["reason"] == "UnsupportedFormat"
+
+
 def test_a_runtime_the_table_lacks_is_named_in_the_condition() -> None:
     model = make_model({"version": "v1", "runtime": "seldon"})
     plan = model_core.reconcile(model, observed([mv("v1")]), now=NOW, runtimes=RUNTIMES)

@@ -184,23 +184,22 @@ def reconcile(
         for version, replicas in rollout.replicas.items():
             mv = by_version[version]
             server = select_runtime(serving, mv.spec.artifact.format, runtimes)
-            if not isinstance(server, Server):
+            if isinstance(server, Server):
+                apply.append(
+                    build_deployment(
+                        model,
+                        serving,
+                        mv,
+                        replicas,
+                        rollout.roles[version],
+                        server,
+                        tools_image=retire_job.image,
+                    )
+                )
+            elif rollout.problem is None:
                 # Served before the runtime table lost its format: the running Deployment is
                 # left as it is (not rebuilt, not deleted) and the Model says why.
-                if rollout.problem is None:
-                    rollout = replace(rollout, problem=server)
-                continue
-            apply.append(
-                build_deployment(
-                    model,
-                    serving,
-                    mv,
-                    replicas,
-                    rollout.roles[version],
-                    server,
-                    tools_image=retire_job.image,
-                )
-            )
+                rollout = replace(rollout, problem=server)
             apply.append(build_version_service(model, mv))
         apply.append(build_stable_service(model))
     wanted = {o["metadata"]["name"] for o in apply if o["kind"] == "Service"}
