@@ -689,3 +689,45 @@ def test_the_canary_share_through_the_service_matches_its_replicas(
     configured_replicas = 1
     print(f"\ncanary share through the Service: {share:.3f} ({answers}); configured 1 of 4")
     assert abs(share * 4 - configured_replicas) <= 1, answers
+
+
+def test_the_kustomize_install_runs_the_built_operator_image(
+    real: LocalCluster, operator: str
+) -> None:
+    """The other way users install: after the chart is uninstalled, `kubectl apply -k
+    manifests/default` runs two replicas of the built operator image (IfNotPresent: loaded on
+    the nodes, never pulled) with leader election, and the elected one trains a new version of
+    the examples' model on a real node."""
+    ns = operator
+    uninstalled = helm(real, ns, "uninstall", "modelops", "--wait", "--timeout", "120s")
+    assert uninstalled.returncode == 0, uninstalled.stderr
+    root = Path(__file__).resolve().parents[2]
+    real.kubectl(
+        "apply", "--server-side", "--force-conflicts", "-k", str(root / "manifests" / "default")
+    )
+    real.kubectl("-n", ns, "rollout", "status", "deployment/modelops", "--timeout=240s")
+    pods = json.loads(
+        kubectl(
+            real, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=modelops", "-o", "json"
+        )
+    )["items"]
+    running = [p for p in pods if p["status"].get("phase") == "Running"]
+    assert len(running) == 2, [p["metadata"]["name"] for p in pods]
+    for pod in running:
+        assert pod["spec"]["nodeName"].startswith("real-")
+        assert pod["status"]["containerStatuses"][0]["image"] == "ghcr.io/modelops/operator:0.1.0"
+    documents = list(yaml.safe_load_all((EXAMPLES / "sklearn-iris" / "model.yaml").read_text()))
+    run = next(d for d in documents if d["kind"] == "TrainingRun")
+    run["metadata"]["name"] = "iris-sklearn-3"
+    apply(real, run, namespace="examples")
+    wait_on(
+        real,
+        ["trainingrun", "iris-sklearn-3", "-n", "examples"],
+        has_condition("Succeeded"),
+        timeout=300,
+        what="TrainingRun iris-sklearn-3 to succeed under the kustomize-installed operator",
+    )
+    version = json.loads(
+        kubectl(real, "-n", "examples", "get", "mv", "iris-sklearn-3", "-o", "json")
+    )
+    assert version["spec"]["artifact"]["format"] == "onnx/v1"
