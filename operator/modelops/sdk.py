@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 import modelops
+from modelops import storage
 from modelops.api import artifact as contract
 from modelops.runtimes.trainer.output import write_artifact as _write_files
 from modelops.runtimes.trainer.output import write_termination_log
@@ -88,7 +89,8 @@ def context(environ: Mapping[str, str] | None = None) -> TrainingContext:
 
     dataset = Path(need("MODELOPS_TRAINER_DATASET"))
     # An s3:// dataset is downloaded to that path first (modelops.storage).
-    fetch_dataset(env.get("MODELOPS_TRAINER_DATASET_URI") or None, dataset)
+    uri = env.get("MODELOPS_TRAINER_DATASET_URI") or None
+    fetch_dataset(uri, dataset, storage.S3Settings.from_env(env))
     raw = env.get("MODELOPS_TRAINER_HYPERPARAMETERS", "").strip()
     hyperparameters = json.loads(raw) if raw else {}
     if not isinstance(hyperparameters, dict):
@@ -147,7 +149,7 @@ def write_artifact(
     unknown = sorted(set(categorical) - set(columns))
     if unknown:
         raise ValueError(f"categorical names no feature: {', '.join(unknown)}")
-    labels = None if classes is None else [_label(value) for value in classes]
+    labels = None if classes is None else [contract.label_text(value) for value in classes]
     document = contract.OnnxModel(
         task=task,
         target=target,
@@ -176,7 +178,7 @@ def reference_stats(
     references: list[contract.FeatureReference] = []
     for name, values in columns.items():
         if name in categorical:
-            texts = ["" if _missing(value) else _label(value) for value in values]
+            texts = ["" if _missing(value) else contract.label_text(value) for value in values]
             categories = sorted({text for text in texts if text})
             references.append(
                 contract.CategoricalReference(
@@ -256,14 +258,6 @@ def _columns(features: Any, names: Sequence[str] | None) -> dict[str, npt.NDArra
     if len(names) != matrix.shape[1]:
         raise ValueError(f"{len(names)} feature names for {matrix.shape[1]} columns")
     return {name: matrix[:, i] for i, name in enumerate(names)}
-
-
-def _label(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return str(value.item())
-    return str(value)
 
 
 def _missing(value: object) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -36,7 +37,7 @@ from obstore.store import S3Store
 
 from modelops.api import artifact as contract
 
-RETIRED_MARKER = "RETIRED"
+RETIRED_MARKER = contract.RETIRED_MARKER
 """The object (file, in a directory) that makes the server refuse a retired artifact."""
 
 _S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
@@ -83,32 +84,38 @@ class S3Settings:
         )
 
     def store(self, bucket: str) -> S3Store:
-        """An obstore client for ``bucket``; a few quick retries, so a refusal is seen at once."""
-        config: dict[str, object] = {"region": self.region}
-        if self.endpoint:
-            config["endpoint"] = self.endpoint
-        if self.access_key and self.secret_key:
-            config["access_key_id"] = self.access_key
-            config["secret_access_key"] = self.secret_key
-        else:
-            config["skip_signature"] = True
-        return S3Store(
-            bucket,
-            virtual_hosted_style_request=not self.path_style,
-            client_options={
-                "allow_http": bool(self.endpoint and self.endpoint.startswith("http:"))
+        """An obstore client for ``bucket``, one per settings and bucket (an artifact's files
+        share its connections); a few quick retries, so a refusal is seen at once."""
+        return _store(self, bucket)
+
+
+@functools.cache
+def _store(settings: S3Settings, bucket: str) -> S3Store:
+    config: dict[str, object] = {"region": settings.region}
+    if settings.endpoint:
+        config["endpoint"] = settings.endpoint
+    if settings.access_key and settings.secret_key:
+        config["access_key_id"] = settings.access_key
+        config["secret_access_key"] = settings.secret_key
+    else:
+        config["skip_signature"] = True
+    return S3Store(
+        bucket,
+        virtual_hosted_style_request=not settings.path_style,
+        client_options={
+            "allow_http": bool(settings.endpoint and settings.endpoint.startswith("http:"))
+        },
+        retry_config={
+            "max_retries": 3,
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=200),
+                "max_backoff": timedelta(seconds=2),
+                "base": 2,
             },
-            retry_config={
-                "max_retries": 3,
-                "backoff": {
-                    "init_backoff": timedelta(milliseconds=200),
-                    "max_backoff": timedelta(seconds=2),
-                    "base": 2,
-                },
-                "retry_timeout": timedelta(seconds=30),
-            },
-            **config,  # type: ignore[arg-type]
-        )
+            "retry_timeout": timedelta(seconds=30),
+        },
+        **config,  # type: ignore[arg-type]
+    )
 
 
 def _explain(uri: str, action: str, error: Exception, settings: S3Settings) -> StorageError:

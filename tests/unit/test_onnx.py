@@ -68,8 +68,11 @@ def settings(written: sdk.Artifact) -> ServerSettings:
     )
 
 
-def serve(served: ServerSettings, requests: list[tuple[str, str, Any]]) -> list[tuple[int, Any]]:
-    """Answer ``(method, path, body)`` requests with the real application; (status, json)."""
+def serve(
+    served: ServerSettings, requests: list[tuple[str, str, Any]]
+) -> tuple[list[tuple[int, Any]], CollectorRegistry]:
+    """Answer ``(method, path, body)`` requests with the real application: (status, json) of
+    each, and the server's metrics registry."""
     registry = CollectorRegistry()
     answers: list[tuple[int, Any]] = []
 
@@ -82,8 +85,7 @@ def serve(served: ServerSettings, requests: list[tuple[str, str, Any]]) -> list[
                 answers.append((response.status, await response.json()))
 
     asyncio.run(main())
-    serve.registry = registry  # type: ignore[attr-defined]
-    return answers
+    return answers, registry
 
 
 def outputs(answer: Any) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def test_sklearn_classifier_answers_like_the_framework(tmp_path: Path) -> None:
             }
         ]
     }
-    (meta_status, metadata), (status, answer) = serve(
+    ((meta_status, metadata), (status, answer)), registry = serve(
         settings(written),
         [("GET", "/v2/models/iris", None), ("POST", "/v2/models/iris/infer", body)],
     )
@@ -123,7 +125,7 @@ def test_sklearn_classifier_answers_like_the_framework(tmp_path: Path) -> None:
         atol=TOLERANCE,
     )
     # The features went into the drift histograms like any served model's.
-    observed = metric(serve.registry, "modelops_server_feature_value_count", feature="petal_length")  # type: ignore[attr-defined]
+    observed = metric(registry, "modelops_server_feature_value_count", feature="petal_length")
     assert observed == len(rows)
 
 
@@ -171,7 +173,7 @@ def test_mixed_pipeline_with_one_input_per_feature(tmp_path: Path) -> None:
             {"name": "colour", "shape": [12], "datatype": "BYTES", "data": rows["colour"].tolist()},
         ]
     }
-    ((status, answer),) = serve(settings(written), [("POST", "/v2/models/iris/infer", body)])
+    ((status, answer),), _ = serve(settings(written), [("POST", "/v2/models/iris/infer", body)])
     assert status == 200, answer
     result = outputs(answer)
     assert result["predict"]["data"] == pipeline.predict(rows).tolist()
@@ -214,7 +216,7 @@ def test_tampered_graph_is_refused_before_loading(tmp_path: Path) -> None:
         loader.load_artifact(written.directory, written.digest)
     assert refused.value.reason == "digest_mismatch"
     assert "model.onnx" in str(refused.value)
-    ((status, answer),) = serve(settings(written), [("GET", "/v2/models/iris/ready", None)])
+    ((status, answer),), _ = serve(settings(written), [("GET", "/v2/models/iris/ready", None)])
     assert status == 503, answer
 
 

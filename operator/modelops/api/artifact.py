@@ -39,6 +39,10 @@ MANIFEST_FILE = "manifest.json"
 ONNX_FILE = "model.onnx"
 """The default name of the ONNX graph in an `onnx/v1` artifact (`OnnxModel.file`)."""
 
+RETIRED_MARKER = "RETIRED"
+"""A file (an object, in S3) next to an artifact's manifest that marks its version retired: the
+server refuses to load an artifact that has one (docs/server.md)."""
+
 MAX_TERMINATION_MESSAGE_BYTES = 4096
 """Kubernetes truncates a container's termination message beyond this many bytes."""
 
@@ -62,6 +66,14 @@ class _Document(BaseModel):
         validate_by_name=True,
         validate_by_alias=True,
     )
+
+
+def label_text(value: object) -> str:
+    """A class label as text, the way the data gave it: frameworks hand labels back as their own
+    values (numpy strings or integers, bytes from ONNX string tensors)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
 
 
 def _check_classes(task: Task, classes: list[str] | None) -> None:

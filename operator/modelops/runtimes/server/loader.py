@@ -18,7 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from modelops.api import artifact as contract
 
 #: Written by the operator into the artifact directory of a retired version; docs/server.md.
-RETIRED_MARKER = "RETIRED"
+RETIRED_MARKER = contract.RETIRED_MARKER
 
 #: Why an artifact was refused; the ``reason`` label of the load-failure metric.
 Reason = Literal[

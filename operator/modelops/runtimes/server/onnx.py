@@ -121,16 +121,16 @@ class OnnxPredictor:
         for graph_input in self.inputs:
             columns = [batch.columns[name] for name in graph_input.features]
             if graph_input.dtype is np.str_:
-                feed[graph_input.name] = np.array(
-                    [[str(value)] for value in columns[0]], dtype=np.str_
-                ).reshape(batch.rows, 1)
+                feed[graph_input.name] = np.asarray(columns[0], dtype=np.str_).reshape(-1, 1)
             else:
                 feed[graph_input.name] = np.column_stack(columns).astype(graph_input.dtype)
         results = self.session.run(list(self.read), feed)
         if self.task == "regression":
             prediction = np.asarray(results[0], dtype=np.float64).reshape(batch.rows, -1)
             return {"predict": prediction[:, 0]}
-        labels = np.array([_label(value) for value in np.asarray(results[0]).ravel()], object)
+        labels = np.array(
+            [contract.label_text(value) for value in np.asarray(results[0]).ravel()], object
+        )
         return {"predict": labels, "predict_proba": self._probabilities(results[1], batch.rows)}
 
     def _probabilities(self, raw: object, rows: int) -> npt.NDArray[np.float64]:
@@ -139,7 +139,7 @@ class OnnxPredictor:
             table = np.zeros((rows, len(self.classes)), dtype=np.float64)
             for row, mapping in enumerate(raw):
                 for key, value in mapping.items():
-                    column = index.get(_label(key))
+                    column = index.get(contract.label_text(key))
                     if column is None:
                         raise ValueError(
                             f"the model returned a probability for {key!r}, not a class"
@@ -153,14 +153,6 @@ class OnnxPredictor:
                 f"{len(self.classes)} classes"
             )
         return table
-
-
-def _label(value: object) -> str:
-    # Labels come back as the framework's own values: strings, or numpy integers whose text is
-    # the class name as given in the data.
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value)
 
 
 def _nth(names: Sequence[str], index: int, file: str) -> str:

@@ -112,13 +112,14 @@ def train(settings: TrainerSettings) -> TrainingResult:
     return result
 
 
-def fetch_dataset(uri: str | None, path: Path) -> None:
+def fetch_dataset(uri: str | None, path: Path, settings: storage.S3Settings | None = None) -> None:
     """Download an ``s3://`` dataset to ``path`` (where the trainer reads it) unless it is there
-    already; any other URI names a file that is mounted."""
+    already; any other URI names a file that is mounted. ``settings``: this process's
+    environment's unless given."""
     if uri is None or not storage.is_s3(uri) or path.exists():
         return
     try:
-        storage.download_file(uri, path, storage.S3Settings.from_env())
+        storage.download_file(uri, path, settings or storage.S3Settings.from_env())
     except storage.StorageError as error:
         raise TrainerError(str(error)) from None
     logger.info("Downloaded dataset %s to %s", uri, path)
