@@ -85,7 +85,7 @@ run: install ## Run the operator against $KUBECONFIG, watching all namespaces.
 ##@ Demo
 
 .PHONY: demo
-demo: install tools ## The whole lifecycle on a local control plane, narrated; leaves it running.
+demo: install tools system-packages real-nodes-tools images ## The whole lifecycle on a local cluster with real nodes, narrated; leaves it running.
 	$(PY) -m harness.demo up --state-dir $(STATE_DIR)
 
 .PHONY: demo-down

@@ -267,6 +267,20 @@ class LocalCluster:
             timeout=timeout,
         )
 
+    def helm(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """Run the tools' helm with the admin kubeconfig; the caller checks the result."""
+        return subprocess.run(
+            [str(self._bin("helm")), *args],
+            env={
+                **os.environ,
+                "KUBECONFIG": str(self.kubeconfig),
+                "HELM_CACHE_HOME": str(self.state_dir / "helm-cache"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def env(self) -> dict[str, str]:
         """Environment for a shell that should talk to this cluster."""
         return {"KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}:{os.environ['PATH']}"}

@@ -15,17 +15,18 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import monitoring
-from harness.cluster import DEFAULT_BIN_DIR, REPO, LocalCluster, free_port
+from harness import monitoring, realnode
+from harness.cluster import DEFAULT_BIN_DIR, REPO, LocalCluster
 from harness.traffic import Traffic, read_rows, ready_pod_ips
 from modelops import datasets
 
 NS = "ml"
+SYSTEM_NS = "modelops-system"
+OPERATOR_METRICS_PORT = 8080  # the chart's metrics.port
 SAMPLE = REPO / "manifests" / "samples" / "lifecycle.yaml"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 SHIFT = {"petal_length": 3.0, "petal_width": 1.5}
@@ -109,69 +110,70 @@ def _succeeded(demo: Demo, run: str) -> bool:
     return _condition(status, "Succeeded") == "True"
 
 
-def _healthy(port: int) -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-        return bool(r.status == 200)
+def _operator_addresses(demo: Demo) -> list[str]:
+    """The IPs of the Ready operator pods (every replica: only the leader exports drift)."""
+    pods = demo.get("pods", "-n", SYSTEM_NS, "-l", "app.kubernetes.io/name=modelops") or {}
+    return [
+        str(pod["status"]["podIP"])
+        for pod in pods.get("items", [])
+        if _condition(pod.get("status", {}), "Ready") == "True" and pod["status"].get("podIP")
+    ]
 
 
-def up(state: Path) -> int:
+def up(state: Path, bin_dir: Path, real_nodes: int) -> int:
     """Run the demo; leave everything running."""
-    cluster = LocalCluster(state_dir=state, detached=True)
+    missing = realnode.missing(bin_dir)
+    if missing:
+        raise SystemExit(f"The demo runs on real nodes; {missing}")
+    cluster = LocalCluster(
+        state_dir=state, bin_dir=bin_dir, detached=True, runner_nodes=0, real_nodes=real_nodes
+    )
     demo = Demo(cluster)
-    demo.step("Start a local Kubernetes control plane (no Docker needed)")
-    took = cluster.up()
+    demo.step("Start a local Kubernetes cluster: a control plane and real nodes (no Docker)")
+    took = cluster.up(timeout=300)
     demo.say(
-        f"etcd, kube-apiserver, controller-manager, scheduler, a KWOK node and a local-runner"
-        f" node are up in {took:.1f}s."
+        f"etcd, kube-apiserver, controller-manager, scheduler, a KWOK node and {real_nodes} real"
+        f" nodes (kubelet, containerd, kube-proxy, CoreDNS; the built images imported) are"
+        f" Ready in {took:.1f}s."
     )
-    demo.show("get", "nodes", "-L", "type")
+    demo.show("get", "nodes", "-o", "wide")
+    demo.say("Cluster DNS is an add-on, CoreDNS in kube-system:")
+    demo.show("get", "pods", "-n", "kube-system", "-o", "wide")
 
-    demo.step("Install the modelops CRDs and the retired-version admission policy")
-    cluster.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[
-            f"crd/{plural}.modelops.dev"
-            for plural in ("models", "modelversions", "trainingruns", "driftpolicies")
-        ],
+    demo.step("Install modelops with its Helm chart: CRDs, admission policies, the operator")
+    installed = cluster.helm(
+        "install",
+        "modelops",
+        str(REPO / "helm" / "modelops"),
+        "--namespace",
+        SYSTEM_NS,
+        "--create-namespace",
+        "--set",
+        f"nodeSelector.type={realnode.NODE_LABEL}",
+        "--wait",
+        "--timeout",
+        "300s",
     )
-    admission = REPO / "manifests" / "admission"
-    if admission.is_dir():
-        cluster.kubectl("apply", "--server-side", "-k", str(admission))
+    if installed.returncode != 0:
+        log = cluster.kubectl("-n", SYSTEM_NS, "logs", "deployment/modelops", check=False)
+        raise SystemExit(f"helm install failed: {installed.stderr}\n{log.stdout[-3000:]}")
+    print(f"   {DIM}$ helm install modelops helm/modelops -n {SYSTEM_NS} --create-namespace{RESET}")
+    demo.show("get", "pods", "-n", SYSTEM_NS, "-o", "wide")
     demo.show("api-resources", "--api-group=modelops.dev")
 
-    demo.step("Run the operator, Prometheus and Alertmanager")
-    metrics_port, health_port = free_port(), free_port()
-    cluster.spawn(
-        "operator",
-        [
-            sys.executable,
-            "-m",
-            "modelops",
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "--namespace",
-            NS,
-            "--metrics-port",
-            str(metrics_port),
-            "--health-port",
-            str(health_port),
-        ],
-    )
-    demo.wait("the operator to be healthy", lambda: _healthy(health_port), 60)
+    demo.step("Run Prometheus and Alertmanager with the alert rules modelops ships")
+    addresses = [f"{ip}:{OPERATOR_METRICS_PORT}" for ip in _operator_addresses(demo)]
     targets = state / "monitoring" / "model-servers.json"
     mon = monitoring.start(
         cluster.bin_dir,
         state / "monitoring",
         cluster.run_dir,
-        operator_metrics=f"127.0.0.1:{metrics_port}",
+        operator_metrics=addresses,
         server_targets=targets,
         interval="5s",
         detached=True,
     )
-    demo.say(f"Operator metrics: http://127.0.0.1:{metrics_port}/metrics")
+    demo.say(f"Operator metrics (its pods): {', '.join(f'http://{a}/metrics' for a in addresses)}")
     demo.say(f"Prometheus: {mon.prometheus}   Alertmanager: {mon.alertmanager}")
 
     demo.step("Apply the lifecycle sample: storage, data loading, Model, TrainingRun, DriftPolicy")
@@ -209,7 +211,8 @@ def up(state: Path) -> int:
     demo.step("Training: a Job validates the data, trains, and registers a ModelVersion")
     demo.wait("TrainingRun iris-1 to succeed", lambda: _succeeded(demo, "iris-1"), 300)
     demo.show("get", "trainingruns,modelversions", "-n", NS)
-    demo.say("The trainer's own log:")
+    demo.show("get", "pods", "-n", NS, "-l", "job-name=iris-1", "-o", "wide")
+    demo.say("The trainer's own log (its container, on a real node):")
     demo.show("logs", "-n", NS, "job/iris-1", "--tail=2")
 
     demo.step("Serving: the version passes the gates and rolls out")
@@ -327,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--state-dir", type=Path, default=REPO / ".k8s-local")
     parser.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
+    parser.add_argument("--real-nodes", type=int, default=2)
     args = parser.parse_args(argv)
     state = args.state_dir.resolve()
     existing = LocalCluster.load(state, args.bin_dir)
@@ -337,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if state.exists():
         subprocess.run(["rm", "-rf", str(state)], check=True)
-    return up(state)
+    return up(state, args.bin_dir, args.real_nodes)
 
 
 if __name__ == "__main__":

@@ -74,17 +74,19 @@ def start(
     work: Path,
     run_dir: Path,
     *,
-    operator_metrics: str,
+    operator_metrics: str | list[str],
     server_targets: Path,
     interval: str = "2s",
     detached: bool = False,
 ) -> Monitoring:
     """Start Alertmanager, then Prometheus; wait until both are ready.
 
-    ``operator_metrics`` is the operator's ``host:port``; ``server_targets`` a file-SD JSON file
+    ``operator_metrics`` is the operator's ``host:port`` (or those of all its replicas: only the
+    leader exports drift); ``server_targets`` a file-SD JSON file
     that lists the model servers (the packaged Prometheus has no Kubernetes discovery, and the
     harness's pod IPs are loopback addresses that EndpointSlices refuse).
     """
+    operators = [operator_metrics] if isinstance(operator_metrics, str) else operator_metrics
     templates = bin_dir / "alertmanager-templates"
     if not (templates / "default.tmpl").is_file():
         raise ClusterError(f"Alertmanager templates missing in {templates}: run `make tools`")
@@ -115,7 +117,7 @@ def start(
                     "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
                 },
                 "scrape_configs": [
-                    {"job_name": "modelops", "static_configs": [{"targets": [operator_metrics]}]},
+                    {"job_name": "modelops", "static_configs": [{"targets": operators}]},
                     {
                         "job_name": "model-servers",
                         "file_sd_configs": [

@@ -9,9 +9,8 @@ Each node ``real-<i>`` gets
 * a kubelet in the host network namespace (it reaches the API server on 127.0.0.1, and the API
   server reaches it on the host end of the veth for logs, exec and port-forward); a host route
   sends the node's pod subnet through the veth, so probes reach pods;
-* kube-proxy (nftables mode) and CoreDNS (the node's cluster DNS, at the node's address) in the
-  node's namespace; they reach the API server through ``harness.nsforward`` at 127.0.0.1 of
-  that namespace;
+* kube-proxy (nftables mode) in the node's namespace; it reaches the API server through
+  ``harness.nsforward`` at 127.0.0.1 of that namespace;
 * a direct veth link to every other real node, with routes to its pod subnet: pod addresses
   cross nodes unchanged and the host never forwards;
 * its own cgroup root ``/mo<slot>-<i>``, state under ``<cluster state>/realnodes/real-<i>`` and
@@ -35,6 +34,7 @@ veths) and restores the kernel settings the kubelet changed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -45,7 +45,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # harness.cluster imports this module only when real nodes are asked for.
 from harness.cluster import wait_for
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 
 IMAGES = tuple(f"ghcr.io/modelops/{t}:0.1.0" for t in ("operator", "trainer", "server"))
 PAUSE_IMAGE = "localhost/modelops/pause:catatonit"
+COREDNS_REPO = "localhost/modelops/coredns"
+DNS_SERVICE_IP = "10.96.0.10"  # the kube-dns Service; every kubelet's clusterDNS
 NODE_LABEL = "real-node"
 RUN_ROOT = Path("/run/modelops-nodes")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -127,27 +129,35 @@ def api_address(slot: int) -> str:
 def reserve(cluster: LocalCluster) -> int:
     """Check what real nodes need and claim a slot, before the API server starts (it advertises
     ``api_address(slot)``); ``stop`` releases it."""
-    check_prerequisites(cluster)
-    for image in IMAGES:
-        if subprocess.run(_podman("image", "exists", image)).returncode != 0:
-            raise RealNodeError(f"image {image} not built: run `make images`")
+    check_prerequisites(cluster.bin_dir)
     slot = _claim_slot()
     _save(cluster, slot, [], {})
     return slot
 
 
-def check_prerequisites(cluster: LocalCluster) -> None:
-    """Fail early, saying what to run, when something real nodes need is missing."""
+def missing(bin_dir: Path) -> str | None:
+    """What real nodes still need on this machine, saying what to run; None when nothing."""
     if os.geteuid() != 0:
-        raise RealNodeError("real nodes need root (network namespaces, mounts, cgroups)")
-    missing = [
+        return "real nodes need root (network namespaces, mounts, cgroups)"
+    absent = [
         b for b in ("containerd", "ctr", "runc", "ip", "nsenter", "podman") if not shutil.which(b)
     ]
-    if missing or not Path("/usr/lib/cni/bridge").exists():
-        raise RealNodeError(f"missing {missing or 'CNI plugins'}: run `make system-packages`")
+    if absent or not Path("/usr/lib/cni/bridge").exists():
+        return f"missing {absent or 'CNI plugins'}: run `make system-packages`"
     for binary in ("kubelet", "kube-proxy", "coredns"):
-        if not (cluster.bin_dir / binary).exists():
-            raise RealNodeError(f"no {binary} in {cluster.bin_dir}: run `make real-nodes-tools`")
+        if not (bin_dir / binary).exists():
+            return f"no {binary} in {bin_dir}: run `make real-nodes-tools`"
+    for image in IMAGES:
+        if subprocess.run(_podman("image", "exists", image)).returncode != 0:
+            return f"image {image} not built: run `make images`"
+    return None
+
+
+def check_prerequisites(bin_dir: Path) -> None:
+    """Fail early, saying what to run, when something real nodes need is missing."""
+    reason = missing(bin_dir)
+    if reason:
+        raise RealNodeError(reason)
 
 
 def _podman(*argv: str) -> list[str]:
@@ -175,11 +185,29 @@ def _ensure_pause_image() -> None:
         _run(*_podman("build", "--quiet", "-t", PAUSE_IMAGE, str(ctx)))
 
 
+def _ensure_coredns_image(bin_dir: Path) -> str:
+    """The CoreDNS image: ``FROM scratch`` with the static binary of ``make real-nodes-tools``,
+    tagged by that binary's digest (rebuilt only when the binary changes). Returns its name."""
+    binary = bin_dir / "coredns"
+    image = f"{COREDNS_REPO}:{hashlib.sha256(binary.read_bytes()).hexdigest()[:12]}"
+    if subprocess.run(_podman("image", "exists", image)).returncode == 0:
+        return image
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Path(tmp)
+        shutil.copy(binary, ctx / "coredns")
+        (ctx / "Containerfile").write_text(
+            'FROM scratch\nCOPY coredns /coredns\nENTRYPOINT ["/coredns"]\n'
+        )
+        _run(*_podman("build", "--quiet", "-t", image, str(ctx)))
+    return image
+
+
 def start(cluster: LocalCluster, count: int) -> list[Node]:
     """Set up and start ``count`` real nodes in the slot ``reserve`` claimed; returns them
     (also saved in the state dir)."""
     slot = int(json.loads(_nodes_file(cluster).read_text())["slot"])
     _ensure_pause_image()
+    coredns = _ensure_coredns_image(cluster.bin_dir)
     sysctls = {k: Path("/proc/sys", k).read_text().strip() for k in KUBELET_SYSCTLS}
     nodes = [_node(cluster, slot, i) for i in range(count)]
     _save(cluster, slot, nodes, sysctls)
@@ -188,10 +216,11 @@ def start(cluster: LocalCluster, count: int) -> list[Node]:
     _link_nodes(nodes, slot)
     for node in nodes:
         _start_containerd(cluster, node)
-    import_images(cluster, nodes, PAUSE_IMAGE, *IMAGES)
+    import_images(cluster, nodes, PAUSE_IMAGE, coredns, *IMAGES)
     for node in nodes:
         _start_kubelet(cluster, node)
     _start_node_services(cluster, nodes, slot)
+    _start_cluster_dns(cluster, coredns, replicas=min(2, len(nodes)))
     return nodes
 
 
@@ -221,9 +250,9 @@ def import_images(cluster: LocalCluster, nodes: list[Node], *images: str) -> Non
 
 
 def _start_node_services(cluster: LocalCluster, nodes: list[Node], slot: int) -> None:
-    """The API server forwarder, then kube-proxy (nftables) and CoreDNS in each node's network
-    namespace (they reach the API server at 127.0.0.1:<API port> of that namespace); waits until
-    kube-proxy has programmed its rules and CoreDNS is ready."""
+    """The API server forwarder, then kube-proxy (nftables) in each node's network namespace (it
+    reaches the API server at 127.0.0.1:<API port> of that namespace); waits until kube-proxy
+    has programmed its rules."""
     port = cluster.ports["apiserver"]
     cluster.spawn(
         "nsforward",
@@ -270,8 +299,6 @@ def _start_node_services(cluster: LocalCluster, nodes: list[Node], slot: int) ->
         )
 
     for node in nodes:
-        _start_coredns(cluster, node)
-    for node in nodes:
 
         def programmed(node: Node = node) -> bool:
             cluster._check_alive(f"kube-proxy-{node.name}")
@@ -280,44 +307,168 @@ def _start_node_services(cluster: LocalCluster, nodes: list[Node], slot: int) ->
 
         wait_for(f"kube-proxy of {node.name} to program its rules", programmed, 60)
 
-        def answering(node: Node = node) -> bool:
-            cluster._check_alive(f"coredns-{node.name}")
-            get = "import urllib.request as u; u.urlopen('http://127.0.0.1:8181/ready', timeout=2)"
-            probe = ["ip", "netns", "exec", node.netns, sys.executable, "-c", get]
-            return subprocess.run(probe, capture_output=True).returncode == 0
 
-        wait_for(f"CoreDNS of {node.name} to be ready", answering, 60)
-
-
-def _start_coredns(cluster: LocalCluster, node: Node) -> None:
-    """Cluster DNS, one CoreDNS per node in the node's namespace (like NodeLocal DNSCache):
-    Service and pod names of ``cluster.local`` only; nothing is forwarded outside."""
-    corefile = Path(node.state) / "Corefile"
-    corefile.write_text(
-        f""".:53 {{
-    bind {node.node_ip}
+COREFILE = """.:53 {
     errors
-    ready 127.0.0.1:8181
-    kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        kubeconfig {cluster.kubeconfig}
+    health :8080
+    ready :8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
-    }}
+    }
     cache 30
-}}
+    loop
+    reload
+}
 """
+"""Service and pod names of ``cluster.local`` only: nothing is forwarded outside the cluster."""
+
+
+def cluster_dns_objects(image: str, replicas: int) -> list[dict[str, Any]]:
+    """CoreDNS as a cluster add-on, as kubeadm installs it: a Deployment in ``kube-system``
+    (in-cluster configuration, its own service account with read access to Services,
+    EndpointSlices, pods and namespaces) behind the Service ``kube-dns`` at
+    :data:`DNS_SERVICE_IP`."""
+    labels = {"k8s-app": "kube-dns"}
+    meta = {"namespace": "kube-system", "labels": labels}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", **meta}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:coredns"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:coredns",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "coredns", "namespace": "kube-system"}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "coredns", **meta},
+            "data": {"Corefile": COREFILE},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "coredns", **meta},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": "coredns",
+                        "priorityClassName": "system-cluster-critical",
+                        "dnsPolicy": "Default",
+                        "nodeSelector": {"type": NODE_LABEL},
+                        "affinity": {
+                            "podAntiAffinity": {
+                                "preferredDuringSchedulingIgnoredDuringExecution": [
+                                    {
+                                        "weight": 100,
+                                        "podAffinityTerm": {
+                                            "labelSelector": {"matchLabels": labels},
+                                            "topologyKey": "kubernetes.io/hostname",
+                                        },
+                                    }
+                                ]
+                            }
+                        },
+                        "containers": [
+                            {
+                                "name": "coredns",
+                                "image": image,
+                                "imagePullPolicy": "Never",
+                                "args": ["-conf", "/etc/coredns/Corefile"],
+                                "ports": [
+                                    {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                    {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                                ],
+                                "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}],
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/ready", "port": 8181},
+                                    "periodSeconds": 2,
+                                },
+                                "livenessProbe": {
+                                    "httpGet": {"path": "/health", "port": 8080},
+                                    "initialDelaySeconds": 10,
+                                },
+                                "resources": {
+                                    "requests": {"cpu": "50m", "memory": "32Mi"},
+                                    "limits": {"memory": "128Mi"},
+                                },
+                                # Port 53 needs root's NET_BIND_SERVICE; nothing else.
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {
+                                        "drop": ["ALL"],
+                                        "add": ["NET_BIND_SERVICE"],
+                                    },
+                                    "seccompProfile": {"type": "RuntimeDefault"},
+                                },
+                            }
+                        ],
+                        "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", **meta},
+            "spec": {
+                "clusterIP": DNS_SERVICE_IP,
+                "selector": labels,
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                ],
+            },
+        },
+    ]
+
+
+def _start_cluster_dns(cluster: LocalCluster, image: str, replicas: int) -> None:
+    """Apply the CoreDNS add-on and wait until its Deployment is available."""
+    objects = {"apiVersion": "v1", "kind": "List", "items": cluster_dns_objects(image, replicas)}
+    cluster.kubectl(
+        "apply", "--server-side", "--field-manager=harness", "-f", "-", input=json.dumps(objects)
     )
-    cluster.spawn(
-        f"coredns-{node.name}",
-        [
-            "nsenter",
-            f"--net=/run/netns/{node.netns}",
-            "--",
-            str(cluster.bin_dir / "coredns"),
-            "-conf",
-            str(corefile),
-        ],
+    rollout = cluster.kubectl(
+        "-n",
+        "kube-system",
+        "rollout",
+        "status",
+        "deployment/coredns",
+        "--timeout=180s",
+        check=False,
+        timeout=200,
     )
+    if rollout.returncode != 0:
+        pods = cluster.kubectl("-n", "kube-system", "get", "pods", "-o", "wide", check=False)
+        raise RealNodeError(f"CoreDNS did not become available: {rollout.stderr}\n{pods.stdout}")
 
 
 def _node(cluster: LocalCluster, slot: int, i: int) -> Node:
@@ -521,8 +672,8 @@ def _start_kubelet(cluster: LocalCluster, node: Node) -> None:
                 "failSwapOn": False,
                 "resolvConf": "/etc/resolv.conf",
                 "clusterDomain": "cluster.local",
-                # The node's own CoreDNS, on the node's address in its namespace.
-                "clusterDNS": [node.node_ip],
+                # The CoreDNS add-on's Service.
+                "clusterDNS": [DNS_SERVICE_IP],
                 "evictionHard": {
                     "memory.available": "100Mi",
                     "nodefs.available": "1%",
@@ -531,7 +682,7 @@ def _start_kubelet(cluster: LocalCluster, node: Node) -> None:
                 "imageGCHighThresholdPercent": 100,
                 "imageGCLowThresholdPercent": 99,
                 "serializeImagePulls": False,
-                "maxPods": 30,
+                "maxPods": 110,
             }
         )
     )
@@ -567,7 +718,7 @@ def _slot(cluster: LocalCluster) -> int | None:
 def stop(cluster: LocalCluster) -> None:
     """Stop every real node of ``cluster`` and remove everything it left on the host."""
     nodes, sysctls = load(cluster)
-    daemons = [f"{d}-{n.name}" for n in nodes for d in ("coredns", "kube-proxy")]
+    daemons = [f"kube-proxy-{n.name}" for n in nodes]
     for name in [*daemons, "nsforward"]:
         cluster.stop_component(name)
     for node in nodes:

@@ -4,11 +4,12 @@ The server is the Versity S3 Gateway (``versitygw``, Apache-2.0) with its POSIX 
 bucket is a directory under ``<state-dir>/s3/data`` and each object a file in it. It is built from
 its Go module by ``hack/build-tools.sh s3`` into the tools directory (``DEFAULT_BIN_DIR``).
 
-``S3Server.start(state_dir)`` runs it on a free port of 127.0.0.1 with a freshly generated access
-key and secret key, and waits until a signed request succeeds. Its layout in ``state_dir`` is the
-cluster's (``harness.cluster``): the log is ``logs/s3.log`` and the PID is recorded in
-``run/s3.pid``, so with the cluster's own state directory ``LocalCluster.down`` stops it too, as
-it does Prometheus. ``stop()`` (or leaving the ``with`` block) stops the process group it started.
+``S3Server.start(state_dir)`` runs it on a free port of 127.0.0.1 (or of ``host``) with a
+freshly generated access key and secret key, and waits until a signed request succeeds. Its
+layout in ``state_dir`` is the cluster's (``harness.cluster``): the log is ``logs/s3.log`` and
+the PID is recorded in ``run/s3.pid``, so with the cluster's own state directory
+``LocalCluster.down`` stops it too, as it does Prometheus. ``stop()`` (or leaving the ``with``
+block) stops the process group it started.
 
 Clients use path-style addressing (``http://127.0.0.1:PORT/bucket/key``)::
 
@@ -62,8 +63,12 @@ class S3Server:
         bin_dir: Path = DEFAULT_BIN_DIR,
         detached: bool = False,
         timeout: float = 60,
+        host: str = "127.0.0.1",
     ) -> None:
         self.state_dir = state_dir
+        self.host = host
+        """The address it listens on: loopback, or one that pods on real nodes reach too (the
+        host's end of a node's link)."""
         self.bin_dir = bin_dir
         self.detached = detached
         """Outlive the Python process (no ``PR_SET_PDEATHSIG``); stop it with ``stop``."""
@@ -78,10 +83,10 @@ class S3Server:
 
     @property
     def endpoint(self) -> str:
-        """``http://127.0.0.1:PORT``: the ``endpoint_url`` for boto3."""
+        """``http://HOST:PORT``: the ``endpoint_url`` for boto3."""
         if not self.port:
             raise S3Error("the S3 server has not been started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def data_dir(self) -> Path:
@@ -125,7 +130,7 @@ class S3Server:
         self.port = free_port()
         argv = [
             str(binary),
-            f"--port=127.0.0.1:{self.port}",
+            f"--port={self.host}:{self.port}",
             f"--region={self.region}",
             # The internal IAM (an empty store: only the root account exists) answers an unknown
             # access key with the standard InvalidAccessKeyId; without it, single-account mode
@@ -207,7 +212,7 @@ class S3Server:
         scope = f"{amz_date[:8]}/{self.region}/s3/aws4_request"
         payload = hashlib.sha256(body).hexdigest()
         headers = {
-            "host": f"127.0.0.1:{self.port}",
+            "host": f"{self.host}:{self.port}",
             "x-amz-content-sha256": payload,
             "x-amz-date": amz_date,
         }

@@ -2,9 +2,11 @@
 
 Unit tests need nothing. Tests marked ``cluster`` get the session fixture ``cluster``: by
 default a local control plane (``harness.cluster``: real etcd, kube-apiserver,
-controller-manager, scheduler, a KWOK fake node and a local-runner node), started once on first
-use and stopped, with every process it started, when the session ends, also when a test fails
-or the run is interrupted. Nothing about the API server is mocked.
+controller-manager, scheduler, a KWOK fake node and a local-runner node; with
+``MODELOPS_TEST_NODES=real``, two real nodes instead — kubelet, containerd and the built
+images, ``harness.realnode``), started once on first use and stopped, with every process it
+started, when the session ends, also when a test fails or the run is interrupted. Nothing about
+the API server is mocked.
 
 ``--cluster=existing`` runs the same tests against the cluster that ``KUBECONFIG`` points at
 (for example one made with ``kind create cluster --config kind-config.yaml``) instead.
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import realnode
 from harness.cluster import DEFAULT_BIN_DIR, LocalCluster
 
 
@@ -97,8 +100,17 @@ def cluster(
         assert kubectl, "kubectl not found"
         yield ExistingCluster(Path(kubeconfig), kubectl)
         return
-    local = LocalCluster(state_dir=tmp_path_factory.mktemp("k8s"))
-    took = local.up()
+    # Imported here: the unit tests need nothing of it.
+    from tests.cluster.kube import REAL_NODES
+
+    if os.environ.get("MODELOPS_TEST_NODES") == "real" and not REAL_NODES:
+        pytest.fail(f"MODELOPS_TEST_NODES=real, but {realnode.missing(DEFAULT_BIN_DIR)}")
+    local = LocalCluster(
+        state_dir=tmp_path_factory.mktemp("k8s"),
+        runner_nodes=0 if REAL_NODES else 1,
+        real_nodes=2 if REAL_NODES else 0,
+    )
+    took = local.up(timeout=300 if REAL_NODES else 120)
     print(f"\nLocal control plane ready in {took:.1f}s ({local.state_dir})")
     try:
         yield local

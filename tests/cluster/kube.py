@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from harness.cluster import REPO, LocalCluster, free_port
+from harness import realnode
+from harness.cluster import DEFAULT_BIN_DIR, REPO, LocalCluster, free_port
 
 
 class Cluster(Protocol):
@@ -209,8 +210,17 @@ def install_crds(cluster: Cluster) -> None:
 
 # -- the objects most cluster tests start from ------------------------------------------------
 
-RUNNER = {"type": "local-runner"}
-"""Node selector of the local runner: pods that must really run."""
+LOCAL_RUNNER = {"type": "local-runner"}
+"""Node selector of the local runner (pods as host processes, on host loopback addresses)."""
+REAL_NODES = (
+    os.environ.get("MODELOPS_TEST_NODES", "local") == "real"
+    and realnode.missing(DEFAULT_BIN_DIR) is None
+)
+"""Whether the session's cluster gets real nodes (kubelet + containerd, the built images) instead
+of the local runner: with ``MODELOPS_TEST_NODES=real`` when they can run here. Not yet the
+default: only part of the cluster modules has been run that way (docs/real-nodes.md)."""
+RUNNER = {"type": realnode.NODE_LABEL} if REAL_NODES else LOCAL_RUNNER
+"""Node selector of pods that must really run: the real nodes, else the local runner."""
 TRAINER_IMAGE = "ghcr.io/modelops/trainer:0.1.0"
 IRIS_SCHEMA: dict[str, Any] = json.loads(
     (REPO / "operator" / "modelops" / "datasets" / "iris.schema.json").read_text()

@@ -1,12 +1,13 @@
 """The drift loop end to end: train → serve → traffic → drift → alert → retrain.
 
 On the local control plane, with nothing mocked: the operator runs as a process, the trainer
-and the model server run as real processes on the local-runner node (each pod on its own
-127.x address), and a real Prometheus scrapes the operator (and, for the Prometheus source,
-the serving pods), evaluates ``manifests/prometheus/modelops-rules.yaml`` and sends alerts to a
-real Alertmanager (``harness.monitoring``; traffic from ``harness.traffic``). Prometheus and
-Alertmanager listen on free 127.0.0.1 ports and are stopped, with every other process this
-module starts, in the fixture's teardown.
+and the model server run in containers of the built images on the real nodes (the host reaches
+their pod addresses through its route to each node's pod subnet; without real nodes, as
+processes on the local runner), and a real Prometheus scrapes the operator (and, for the
+Prometheus source, the serving pods), evaluates ``manifests/prometheus/modelops-rules.yaml``
+and sends alerts to a real Alertmanager (``harness.monitoring``; traffic from
+``harness.traffic``). Prometheus and Alertmanager listen on free 127.0.0.1 ports and are
+stopped, with every other process this module starts, in the fixture's teardown.
 
 The tests run in file order and share one model's story; each states the step it checks, so a
 failure says where the loop broke.

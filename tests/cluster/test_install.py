@@ -7,26 +7,27 @@ Two installs, one after the other, each uninstalled before the next:
 2. ``kubectl apply --server-side -k`` of manifests/default (cluster-wide, a ClusterRole), through
    a small overlay.
 
-Each time the operator pod is scheduled on the local-runner node (values / patches add the
-nodeSelector; the image is ignored there and ``python`` is the project's interpreter), in a
-namespace that enforces Pod Security "restricted", and talks to the API server with its
-ServiceAccount's projected token — in-cluster config, nothing else. The kustomize install runs
-the short lifecycle: a TrainingRun trains, its ModelVersion is registered, and a Model pinning
-it serves. The Helm install runs the whole one: train → serve (promoted by a gate) → drift
-(shifted traffic from ``harness.traffic`` to the serving pods, judged by a DriftPolicy) →
-retrain (one TrainingRun from the Model's ``spec.training``) → the new version serves → the
-first one retires (``retention.keepLast: 0``). All of it is done by that pod; the audit log
-shows the writes were made as the ServiceAccount, none refused (not by RBAC, nor by the
-admission policy that limits them to the operator's own children), and ``kubectl auth can-i
---list`` shows what it may do: no wildcard, no Secrets.
+Each time the operator pod is scheduled on a real node (values / patches add the nodeSelector;
+it runs the built operator image in containerd; without real nodes, the local runner, where the
+image is ignored and ``python`` is the project's interpreter), in a namespace that enforces Pod
+Security "restricted", and talks to the API server with its ServiceAccount's projected token —
+in-cluster config, nothing else. The kustomize install runs the short lifecycle: a TrainingRun
+trains, its ModelVersion is registered, and a Model pinning it serves. The Helm install runs the
+whole one: train → serve (promoted by a gate) → drift (shifted traffic from ``harness.traffic``
+to the serving pods, judged by a DriftPolicy) → retrain (one TrainingRun from the Model's
+``spec.training``) → the new version serves → the first one retires (``retention.keepLast:
+0``). All of it is done by that pod; the audit log shows the writes were made as the
+ServiceAccount, none refused (not by RBAC, nor by the admission policy that limits them to the
+operator's own children), and ``kubectl auth can-i --list`` shows what it may do: no wildcard,
+no Secrets.
 
-The local runner shares the host's network, so the operator's ports are free ports here (the
+The local runner shares the host's network, so the operator's ports are free ports there (the
 defaults, 8080/8081, could collide with model servers of other tests, which listen on their pod
 addresses at 8080), and one replica runs instead of the default two (they would listen on the
-same ports); it still elects itself leader through the Lease its Role allows
-(tests/cluster/test_leader.py runs two operators). CRDs are kept after each uninstall
-(``crds.keep``; the kustomize cleanup leaves them out on purpose): other test modules share
-this cluster and its CRDs.
+same ports); real nodes get the same values. It still elects itself leader through the Lease
+its Role allows (tests/cluster/test_leader.py runs two operators). CRDs are kept after each
+uninstall (``crds.keep``; the kustomize cleanup leaves them out on purpose): other test modules
+share this cluster and its CRDs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -47,14 +47,21 @@ import yaml
 from harness.cluster import REPO, LocalCluster, free_port
 from harness.traffic import Traffic, read_rows, ready_pod_ips
 from modelops import datasets
-from tests.cluster.kube import apply, condition, get, has_condition, training_run, wait_for
-from tests.unit.test_helm import CHART, tool
+from tests.cluster.kube import (
+    RUNNER,
+    apply,
+    condition,
+    get,
+    has_condition,
+    training_run,
+    wait_for,
+)
+from tests.unit.test_helm import CHART
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 SYSTEM_NS = "modelops-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:modelops"
-RUNNER = {"type": "local-runner"}
 POLICY = "iris-drift"
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 SHIFTED = "petal_length"
@@ -66,14 +73,7 @@ TRAINING: Obj = {k: v for k, v in training_run("iris-1")["spec"].items() if k !=
 
 
 def helm(cluster: LocalCluster, *args: str, timeout: float = 300) -> str:
-    out = subprocess.run(
-        [str(tool("helm")), "--kubeconfig", str(cluster.kubeconfig), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "HELM_CACHE_HOME": str(cluster.state_dir / "helm-cache")},
-    )
+    out = cluster.helm(*args, timeout=timeout)
     assert out.returncode == 0, f"helm {' '.join(args)}: {out.stdout}\n{out.stderr}"
     return out.stdout
 
@@ -388,9 +388,12 @@ def operator_pod(cluster: LocalCluster) -> Obj:
 
 
 def assert_runs_in_cluster(cluster: LocalCluster) -> Obj:
-    """The operator pod, checked to run on the local runner as its ServiceAccount."""
+    """The operator pod, checked to run on a node that runs pods (a real node: the built
+    operator image in containerd; else the local runner) as its ServiceAccount."""
     pod = operator_pod(cluster)
-    assert pod["spec"]["nodeName"] == "local-0"
+    node = get(cluster, "node", pod["spec"]["nodeName"])
+    assert node is not None
+    assert node["metadata"]["labels"]["type"] == RUNNER["type"]
     assert pod["spec"]["serviceAccountName"] == "modelops"
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
     # The projected service-account token is what the pod authenticates with.
@@ -570,12 +573,13 @@ def test_helm_install_namespaced(
     assert crd is not None
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert get(cluster, "model", "iris", "-n", ns) is not None
-    # Its model server runs as a local process until its pod goes.
+    # Its model server runs until its pod goes.
     cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
 def kustomize_overlay(tmp_path: Path) -> Path:
-    """manifests/default with the local runner's nodeSelector, free ports and one replica."""
+    """manifests/default with the nodeSelector of the nodes that run pods, free ports and one
+    replica."""
     metrics, health = free_port(), free_port()
     overlay = tmp_path / "overlay"
     overlay.mkdir()

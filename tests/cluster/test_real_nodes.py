@@ -14,9 +14,7 @@ Skipped, saying why, without root, the Debian packages, the kubelet or the image
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -46,27 +44,13 @@ SERVER_IMAGE = "ghcr.io/modelops/server:0.1.0"
 PROBE = "id -u; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; touch /x 2>&1 || true"
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "real nodes need root"
-    if not (DEFAULT_BIN_DIR / "kubelet").exists():
-        return "no kubelet: run `make real-nodes-tools`"
-    for tool in ("containerd", "podman", "ctr"):
-        if not shutil.which(tool):
-            return f"no {tool}: run `make system-packages`"
-    for image in realnode.IMAGES:
-        if subprocess.run(realnode._podman("image", "exists", image)).returncode != 0:
-            return f"image {image} not built: run `make images`"
-    return None
-
-
 @pytest.fixture(scope="module")
 def real(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalCluster]:
     if request.config.getoption("--cluster") == "existing":
         pytest.skip("starts a local control plane with real nodes of its own")
-    reason = _skip_reason()
+    reason = realnode.missing(DEFAULT_BIN_DIR)
     if reason:
         pytest.skip(reason)
     cluster = LocalCluster(
@@ -99,7 +83,8 @@ def assert_nothing_left(nodes: list[realnode.Node]) -> None:
 
 
 def kubectl(cluster: LocalCluster, *args: str, input: str | None = None) -> str:
-    return cluster.kubectl(*args, input=input).stdout
+    """kubectl's output; its own deadline (a `wait --timeout`) is below this one's."""
+    return cluster.kubectl(*args, input=input, timeout=300).stdout
 
 
 def test_nodes_are_ready_with_containerd(real: LocalCluster) -> None:
@@ -236,11 +221,14 @@ def test_service_by_dns_name_across_nodes_and_port_forward(real: LocalCluster) -
     cluster_ip = kubectl(
         real, "-n", "restricted", "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"
     )
-    # From another pod: the name through the node's CoreDNS, the ClusterIP through kube-proxy.
+    # From another pod: the name through the CoreDNS add-on (the kube-dns Service), the
+    # ClusterIP through kube-proxy.
     fetch = (
         "import socket, urllib.request as u;"
         "print(socket.gethostbyname('web.restricted.svc.cluster.local'));"
-        "print(u.urlopen('http://web.restricted.svc.cluster.local/', timeout=5).read().decode())"
+        "url = 'http://web.restricted.svc.cluster.local/';"
+        "print(u.urlopen(url, timeout=5).read().decode().strip());"
+        "print([l.split()[1] for l in open('/etc/resolv.conf') if l.startswith('nameserver')])"
     )
     answers: list[str] = []
 
@@ -254,6 +242,17 @@ def test_service_by_dns_name_across_nodes_and_port_forward(real: LocalCluster) -
     wait_for("Service web to answer by name from pod probe", answered, 60)
     assert answers[0] == cluster_ip
     assert answers[1] == "hello from web"
+    assert answers[2] == repr([realnode.DNS_SERVICE_IP])
+    # CoreDNS is a cluster add-on: a Deployment in kube-system on the real nodes, its own image.
+    dns = json.loads(
+        kubectl(real, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json")
+    )["items"]
+    assert len(dns) == 2, [p["metadata"]["name"] for p in dns]
+    assert {p["spec"]["nodeName"] for p in dns} <= {"real-0", "real-1"}
+    assert all(
+        p["spec"]["containers"][0]["image"].startswith(realnode.COREDNS_REPO + ":") for p in dns
+    )
+    assert not [name for name in real.alive() if name.startswith("coredns")]
 
     # kubectl port-forward: API server → kubelet → containerd, into the pod's namespace.
     forward = subprocess.Popen(
@@ -353,13 +352,7 @@ def operator(real: LocalCluster) -> str:
 
 
 def helm(real: LocalCluster, ns: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(real.bin_dir / "helm"), "-n", ns, *args],
-        env={**os.environ, "KUBECONFIG": str(real.kubeconfig)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    return real.helm("-n", ns, *args)
 
 
 def test_helm_install_runs_the_operator_image_and_helm_test_passes(
@@ -450,7 +443,13 @@ def lifecycle_namespace(real: LocalCluster, ns: str, datasets: tuple[str, ...]) 
     }
     apply(real, *claims, loader, client, namespace=ns)
     real.kubectl(
-        "wait", "-n", ns, "--for=condition=Complete", "job/load-datasets", "--timeout=120s"
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Complete",
+        "job/load-datasets",
+        "--timeout=120s",
+        timeout=150,
     )
 
 
@@ -540,6 +539,123 @@ def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> Non
     )
     answer = infer_in_cluster(real, ns, "iris", [[5.1, 3.5, 1.4, 0.2]])
     assert answer["model_version"] == "1"
+
+
+DRIFT_SECONDS = 420
+"""How long the client pod sends drifted traffic at most (the test stops it once retrained)."""
+
+
+def drifted_traffic(ns: str, model: str, port: int) -> str:
+    """A Python program for the client pod: batches of the bundled iris rows, petal_length
+    shifted by +3 cm, sent to the Model's Service by its DNS name for ``DRIFT_SECONDS``."""
+    url = f"http://{model}.{ns}.svc.cluster.local:{port}/v2/models/{model}/infer"
+    return (
+        "import csv, json, random, time, urllib.request as u\n"
+        "from modelops import datasets\n"
+        "rows = [[float(r[k]) + (3.0 if k == 'petal_length' else 0.0) for k in"
+        " ('sepal_length', 'sepal_width', 'petal_length', 'petal_width')]"
+        " for r in csv.DictReader(open(datasets.path('iris.csv')))]\n"
+        "rng, end, sent = random.Random(7), time.monotonic() + " + str(DRIFT_SECONDS) + ", 0\n"
+        "while time.monotonic() < end:\n"
+        "    batch = rng.choices(rows, k=40)\n"
+        "    body = json.dumps({'inputs': [{'name': 'input-0', 'shape': [40, 4],"
+        " 'datatype': 'FP64', 'data': [v for r in batch for v in r]}]}).encode()\n"
+        "    try:\n"
+        f"        u.urlopen(u.Request({url!r}, data=body,"
+        " headers={'Content-Type': 'application/json'}), timeout=10).read()\n"
+        "        sent += 40\n"
+        "    except OSError as e:\n"
+        "        print('error', e, flush=True)\n"
+        "    time.sleep(0.2)\n"
+    )
+
+
+def test_drift_through_the_service_retrains_on_real_nodes(
+    real: LocalCluster, operator: str
+) -> None:
+    """Continues the lifecycle namespace: a client pod sends drifted inputs through the Model's
+    Service by name; the operator (in its pod) gathers the serving pods' histograms across the
+    nodes, declares drift and retrains with the trainer image on a real node, and the new
+    version goes through the gate into production."""
+    ns = "lifecycle"
+    policy = {
+        "apiVersion": "modelops.dev/v1alpha1",
+        "kind": "DriftPolicy",
+        "metadata": {"name": "iris"},
+        "spec": {
+            "modelRef": {"name": "iris"},
+            "interval": "10s",
+            "window": "1m",
+            "consecutiveWindows": 2,
+            "minSamples": 100,
+            "datasetDriftShare": 0.25,
+            "actions": {"retrain": {"enabled": True, "cooldown": "1h", "maxConcurrent": 1}},
+        },
+    }
+    apply(real, policy, namespace=ns)
+    service = json.loads(kubectl(real, "-n", ns, "get", "service", "iris", "-o", "json"))
+    program = drifted_traffic(ns, "iris", service["spec"]["ports"][0]["port"])
+    traffic = subprocess.Popen(
+        [
+            str(real.bin_dir / "kubectl"),
+            "--kubeconfig",
+            str(real.kubeconfig),
+            "-n",
+            ns,
+            "exec",
+            "client",
+            "--",
+            "python",
+            "-c",
+            program,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        drifted = wait_on(
+            real,
+            ["driftpolicy", "iris", "-n", ns],
+            has_condition("DriftDetected"),
+            timeout=300,
+            what="DriftPolicy iris to detect drift",
+        )
+        verdicts = {f["name"]: f["drifted"] for f in drifted["status"]["topFeatures"]}
+        assert verdicts["petal_length"] is True, drifted["status"]
+        assert verdicts["sepal_length"] is False, drifted["status"]
+        model = wait_on(
+            real,
+            ["model", "iris", "-n", ns],
+            lambda m: m["status"].get("productionVersion") not in (None, "1"),
+            timeout=360,
+            what="the retrained version of iris to serve production",
+        )
+    finally:
+        traffic.kill()
+        output = traffic.communicate(timeout=30)[0]
+    version = model["status"]["productionVersion"]
+    runs = json.loads(kubectl(real, "-n", ns, "get", "trainingruns", "-o", "json"))["items"]
+    retrain = [r for r in runs if r["metadata"]["name"] != "iris-1"]
+    assert len(retrain) == 1, [r["metadata"]["name"] for r in retrain]
+    assert retrain[0]["metadata"]["labels"]["modelops.dev/driftpolicy"] == "iris"
+    pods = json.loads(
+        kubectl(
+            real,
+            "-n",
+            ns,
+            "get",
+            "pods",
+            "-l",
+            f"job-name={retrain[0]['metadata']['name']}",
+            "-o",
+            "json",
+        )
+    )["items"]
+    assert pods
+    assert all(p["spec"]["nodeName"].startswith("real-") for p in pods), pods
+    answer = infer_in_cluster(real, ns, "iris", [[5.1, 3.5, 1.4, 0.2]])
+    assert answer["model_version"] == version, (answer, output[-2000:])
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -656,6 +772,7 @@ def test_the_canary_share_through_the_service_matches_its_replicas(
             "--for=jsonpath={.status.availableReplicas}=" + str(replicas),
             f"deployment/{model}-{version}",
             "--timeout=240s",
+            timeout=270,
         )
     service = json.loads(kubectl(real, "-n", ns, "get", "service", model, "-o", "json"))
     port = service["spec"]["ports"][0]["port"]
@@ -705,7 +822,9 @@ def test_the_kustomize_install_runs_the_built_operator_image(
     real.kubectl(
         "apply", "--server-side", "--force-conflicts", "-k", str(root / "manifests" / "default")
     )
-    real.kubectl("-n", ns, "rollout", "status", "deployment/modelops", "--timeout=240s")
+    real.kubectl(
+        "-n", ns, "rollout", "status", "deployment/modelops", "--timeout=240s", timeout=270
+    )
     pods = json.loads(
         kubectl(
             real, "-n", ns, "get", "pods", "-l", "app.kubernetes.io/name=modelops", "-o", "json"
