@@ -169,20 +169,26 @@ def _podman(*argv: str) -> list[str]:
     ]
 
 
+def _build_scratch_image(image: str, binary: Path, entrypoint: list[str]) -> None:
+    """Builds ``image`` ``FROM scratch`` holding one static ``binary`` as its entrypoint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Path(tmp)
+        shutil.copy(binary, ctx / binary.name)
+        (ctx / "Containerfile").write_text(
+            f"FROM scratch\nCOPY {binary.name} /{binary.name}\n"
+            f"ENTRYPOINT {json.dumps(entrypoint)}\n"
+        )
+        _run(*_podman("build", "--quiet", "-t", image, str(ctx)))
+
+
 def _ensure_pause_image() -> None:
     if subprocess.run(_podman("image", "exists", PAUSE_IMAGE)).returncode == 0:
         return
     catatonit = shutil.which("catatonit")
     if not catatonit:
         raise RealNodeError("catatonit not found: run `make system-packages`")
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = Path(tmp)
-        shutil.copy(catatonit, ctx / "catatonit")
-        # The pause process of every pod: reaps zombies, waits for SIGTERM (-P: pause mode).
-        (ctx / "Containerfile").write_text(
-            'FROM scratch\nCOPY catatonit /catatonit\nENTRYPOINT ["/catatonit", "-P"]\n'
-        )
-        _run(*_podman("build", "--quiet", "-t", PAUSE_IMAGE, str(ctx)))
+    # The pause process of every pod: reaps zombies, waits for SIGTERM (-P: pause mode).
+    _build_scratch_image(PAUSE_IMAGE, Path(catatonit), ["/catatonit", "-P"])
 
 
 def _ensure_coredns_image(bin_dir: Path) -> str:
@@ -190,15 +196,8 @@ def _ensure_coredns_image(bin_dir: Path) -> str:
     tagged by that binary's digest (rebuilt only when the binary changes). Returns its name."""
     binary = bin_dir / "coredns"
     image = f"{COREDNS_REPO}:{hashlib.sha256(binary.read_bytes()).hexdigest()[:12]}"
-    if subprocess.run(_podman("image", "exists", image)).returncode == 0:
-        return image
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = Path(tmp)
-        shutil.copy(binary, ctx / "coredns")
-        (ctx / "Containerfile").write_text(
-            'FROM scratch\nCOPY coredns /coredns\nENTRYPOINT ["/coredns"]\n'
-        )
-        _run(*_podman("build", "--quiet", "-t", image, str(ctx)))
+    if subprocess.run(_podman("image", "exists", image)).returncode != 0:
+        _build_scratch_image(image, binary, ["/coredns"])
     return image
 
 

@@ -266,6 +266,20 @@ def loader_job(name: str, command: list[str]) -> dict[str, Any]:
     }
 
 
+# The iris features, the one the drift tests shift, and the drift policy they share.
+IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+SHIFTED = "petal_length"
+DRIFT_POLICY_SPEC: dict[str, Any] = {
+    "modelRef": {"name": "iris"},
+    "interval": "10s",
+    "window": "1m",
+    "consecutiveWindows": 2,
+    "minSamples": 100,
+    # One drifted feature of four is dataset drift here: the tests shift one.
+    "datasetDriftShare": 0.25,
+}
+
+
 def training_run(name: str, **spec: Any) -> dict[str, Any]:
     """A TrainingRun of model ``iris`` with the reference trainer on the local runner."""
     body: dict[str, Any] = {

@@ -28,6 +28,9 @@ from harness.monitoring import start as start_monitoring
 from harness.traffic import Traffic, read_rows, ready_pod_ips
 from modelops import datasets
 from tests.cluster.kube import (
+    DRIFT_POLICY_SPEC,
+    IRIS_FEATURES,
+    SHIFTED,
     Operator,
     apply,
     condition,
@@ -48,20 +51,9 @@ pytestmark = [
 NS = "drift-e2e"
 POLICY = "iris-drift"
 PROM_POLICY = "iris-drift-prom"
-FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-SHIFTED = "petal_length"
 # The Model's retraining template: the first run's spec without the model reference.
 TEMPLATE: dict[str, Any] = {
     k: v for k, v in training_run("template")["spec"].items() if k != "modelRef"
-}
-POLICY_SPEC: dict[str, Any] = {
-    "modelRef": {"name": "iris"},
-    "interval": "10s",
-    "window": "1m",
-    "consecutiveWindows": 2,
-    "minSamples": 100,
-    # One drifted feature of four is dataset drift here: the test shifts one.
-    "datasetDriftShare": 0.25,
 }
 
 
@@ -102,7 +94,7 @@ def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     operator = Operator(cluster.kubeconfig, work / "operator.log", NS)
     traffic = Traffic(
         "iris",
-        read_rows(datasets.path("iris.csv"), list(FEATURES)),
+        read_rows(datasets.path("iris.csv"), list(IRIS_FEATURES)),
         pods=lambda: ready_pod_ips(cluster.kubectl, NS, "iris"),
         on_pods=lambda ips: write_targets(targets, [f"{ip}:8080" for ip in ips]),
     )
@@ -215,7 +207,7 @@ def drift_policy(*, retrain: bool) -> dict[str, Any]:
         "kind": "DriftPolicy",
         "metadata": {"name": POLICY},
         "spec": {
-            **POLICY_SPEC,
+            **DRIFT_POLICY_SPEC,
             "actions": {"retrain": {"enabled": retrain, "cooldown": "1h", "maxConcurrent": 1}},
         },
     }
@@ -230,7 +222,7 @@ def test_traffic_from_the_training_distribution_raises_no_alert(env: Env) -> Non
             "kind": "DriftPolicy",
             "metadata": {"name": PROM_POLICY},
             "spec": {
-                **POLICY_SPEC,
+                **DRIFT_POLICY_SPEC,
                 "source": {"prometheus": {"url": env.monitoring.prometheus}},
                 "actions": {"alert": False},
             },

@@ -48,7 +48,10 @@ from harness.cluster import REPO, LocalCluster, free_port
 from harness.traffic import Traffic, read_rows, ready_pod_ips
 from modelops import datasets
 from tests.cluster.kube import (
+    DRIFT_POLICY_SPEC,
+    IRIS_FEATURES,
     RUNNER,
+    SHIFTED,
     apply,
     condition,
     get,
@@ -63,8 +66,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 SYSTEM_NS = "modelops-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:modelops"
 POLICY = "iris-drift"
-FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
-SHIFTED = "petal_length"
 
 Obj = dict[str, Any]
 
@@ -241,7 +242,7 @@ def drift_lifecycle(cluster: LocalCluster, ns: str) -> None:
 
     traffic = Traffic(
         "iris",
-        read_rows(datasets.path("iris.csv"), list(FEATURES)),
+        read_rows(datasets.path("iris.csv"), list(IRIS_FEATURES)),
         pods=lambda: ready_pod_ips(cluster.kubectl, ns, "iris"),
         shift={SHIFTED: 3.0},  # far beyond any petal length in the training data
         pause=0.5,  # ~40 predictions a second is plenty for minSamples: 100 a minute
@@ -255,13 +256,7 @@ def drift_lifecycle(cluster: LocalCluster, ns: str) -> None:
                 "kind": "DriftPolicy",
                 "metadata": {"name": POLICY},
                 "spec": {
-                    "modelRef": {"name": "iris"},
-                    "interval": "10s",
-                    "window": "1m",
-                    "consecutiveWindows": 2,
-                    "minSamples": 100,
-                    # One drifted feature of four is dataset drift here.
-                    "datasetDriftShare": 0.25,
+                    **DRIFT_POLICY_SPEC,
                     "actions": {"retrain": {"cooldown": "1h", "maxConcurrent": 1}},
                 },
             },

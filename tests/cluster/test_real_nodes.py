@@ -32,7 +32,7 @@ from modelops.core.builders import (
     SCRATCH_MOUNT,
     SCRATCH_VOLUME,
 )
-from tests.cluster.kube import apply, condition, has_condition, training_run
+from tests.cluster.kube import DRIFT_POLICY_SPEC, apply, condition, has_condition, training_run
 from tests.cluster.kube import wait_for as wait_on
 from tests.unit.test_examples import DATASETS
 from tests.unit.test_examples import example as load_example
@@ -583,12 +583,7 @@ def test_drift_through_the_service_retrains_on_real_nodes(
         "kind": "DriftPolicy",
         "metadata": {"name": "iris"},
         "spec": {
-            "modelRef": {"name": "iris"},
-            "interval": "10s",
-            "window": "1m",
-            "consecutiveWindows": 2,
-            "minSamples": 100,
-            "datasetDriftShare": 0.25,
+            **DRIFT_POLICY_SPEC,
             "actions": {"retrain": {"enabled": True, "cooldown": "1h", "maxConcurrent": 1}},
         },
     }

@@ -35,6 +35,8 @@ from harness.traffic import Traffic, read_rows, ready_pod_ips
 from modelops import datasets, storage
 from modelops.api import artifact as contract
 from tests.cluster.kube import (
+    DRIFT_POLICY_SPEC,
+    IRIS_FEATURES,
     REAL_NODES,
     RUNNER,
     Operator,
@@ -47,7 +49,6 @@ from tests.cluster.kube import (
     prepare_namespace,
     wait_for,
 )
-from tests.cluster.test_drift_e2e import POLICY_SPEC
 from tests.harness.test_s3_server import require_binary
 from tests.unit.test_examples import EXAMPLES, example
 
@@ -56,7 +57,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 NS = {"s3": "lifecycle-s3", "pvc": "lifecycle-pvc"}
 DATA, MODELS = "ml-data", "ml-models"
 EXAMPLE_IMAGE = "ghcr.io/modelops/example-sklearn-iris:0.1.0"
-FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 IRIS = datasets.path("iris.csv").read_bytes()
 
 
@@ -184,7 +184,7 @@ def env(
         operator = Operator(cluster.kubeconfig, work / "operator.log", ns)
         traffic = Traffic(
             "iris",
-            read_rows(datasets.path("iris.csv"), list(FEATURES)),
+            read_rows(datasets.path("iris.csv"), list(IRIS_FEATURES)),
             pods=lambda: ready_pod_ips(cluster.kubectl, ns, "iris"),
         )
         operator.start()
@@ -292,7 +292,7 @@ def test_shifted_traffic_retrains_and_the_old_version_is_retired_and_deleted(env
             "kind": "DriftPolicy",
             "metadata": {"name": "iris-drift"},
             "spec": {
-                **POLICY_SPEC,  # the drift loop's own test's windows and thresholds
+                **DRIFT_POLICY_SPEC,  # the drift loop's own test's windows and thresholds
                 "actions": {"retrain": {"enabled": True, "cooldown": "1h", "maxConcurrent": 1}},
             },
         },
