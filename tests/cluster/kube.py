@@ -393,9 +393,10 @@ class Sink:
         self.server.server_close()
 
 
-def audited(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str) -> int:
-    """Successful ``verb`` requests on ``resource``/``name`` in ``ns``, from the audit log."""
-    count = 0
+def audit_codes(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str) -> list[int]:
+    """The response codes of the ``verb`` requests on ``resource``/``name`` in ``ns``, in the
+    order of the audit log."""
+    codes = []
     for line in cluster.audit_log.read_text().splitlines():
         e = json.loads(line)
         ref = e.get("objectRef", {})
@@ -406,10 +407,24 @@ def audited(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str)
             and ref.get("namespace") == ns
             and not ref.get("subresource")
             and name in (ref.get("name"), created)
-            and e.get("responseStatus", {}).get("code", 0) < 300
         ):
-            count += 1
-    return count
+            codes.append(e.get("responseStatus", {}).get("code", 0))
+    return codes
+
+
+def audited(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str) -> int:
+    """Successful ``verb`` requests on ``resource``/``name`` in ``ns``, from the audit log."""
+    return sum(code < 300 for code in audit_codes(cluster, ns, verb, resource, name))
+
+
+def created_once(cluster: LocalCluster, ns: str, resource: str, name: str) -> bool:
+    """Whether the audit log shows one create of ``name``, also across an API server restart:
+    one successful create, or none and one answered 5xx (a timeout whose write etcd kept: the
+    client never learnt the outcome, and a later create would have been refused as a conflict).
+    The caller checks that the object exists."""
+    codes = audit_codes(cluster, ns, "create", resource, name)
+    ok = sum(code < 300 for code in codes)
+    return ok == 1 or (ok == 0 and any(code >= 500 for code in codes))
 
 
 def events_of(cluster: LocalCluster, ns: str, name: str) -> list[dict[str, Any]]:
