@@ -417,12 +417,11 @@ def audited(cluster: LocalCluster, ns: str, verb: str, resource: str, name: str)
     return sum(code < 300 for code in audit_codes(cluster, ns, verb, resource, name))
 
 
-def created_once(cluster: LocalCluster, ns: str, resource: str, name: str) -> bool:
-    """Whether the audit log shows one create of ``name``, also across an API server restart:
-    one successful create, or none and one answered 5xx (a timeout whose write etcd kept: the
-    client never learnt the outcome, and a later create would have been refused as a conflict).
-    The caller checks that the object exists."""
-    codes = audit_codes(cluster, ns, "create", resource, name)
+def created_once(codes: list[int]) -> bool:
+    """Whether the response ``codes`` of an object's creates (``audit_codes``) show one create,
+    also across an API server restart: one successful create, or none and one answered 5xx (a
+    timeout whose write etcd kept: the client never learnt the outcome, and a later create would
+    have been refused as a conflict). The caller checks that the object exists."""
     ok = sum(code < 300 for code in codes)
     return ok == 1 or (ok == 0 and any(code >= 500 for code in codes))
 

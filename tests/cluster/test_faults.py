@@ -242,7 +242,7 @@ def test_random_kills_and_an_api_server_restart(
         # ModelVersion's create, then the object there): one create either way, never two.
         for resource, child in (("jobs", name), ("modelversions", f"iris-{name}")):
             codes = audit_codes(cluster, ns, "create", resource, child)
-            assert created_once(cluster, ns, resource, child), (resource, child, codes)
+            assert created_once(codes), (resource, child, codes)
         reasons = [e["reason"] for e in events_of(cluster, ns, name)]
         for reason in ("JobCreated", "Registered", "Succeeded"):
             assert reasons.count(reason) == 1, (name, reasons)
