@@ -184,6 +184,44 @@ def test_active_job_states(
     assert plan.create == ()
 
 
+def waiting_pod(reason: str, message: str = "") -> dict[str, Any]:
+    stuck = pod("Pending")
+    stuck["status"]["containerStatuses"][0].update(
+        image="ghcr.io/acme/trainer:9", state={"waiting": {"reason": reason, "message": message}}
+    )
+    return stuck
+
+
+@pytest.mark.parametrize(
+    ("waiting", "reason", "says"),
+    [
+        ("ErrImagePull", "ImagePullBackOff", "cannot pull image ghcr.io/acme/trainer:9"),
+        ("ImagePullBackOff", "ImagePullBackOff", "cannot pull image ghcr.io/acme/trainer:9"),
+        ("CreateContainerConfigError", "CreateContainerConfigError", 'secret "s3" not found'),
+        ("ContainerCreating", "Pending", "Waiting for the training pod to start"),
+    ],
+)
+def test_a_trainer_that_cannot_start_says_why(waiting: str, reason: str, says: str) -> None:
+    run = make_run(phase="Pending", jobName="iris-7")
+    pods = (waiting_pod(waiting, 'secret "s3" not found'),)
+    status = status_of(trainingrun.reconcile(run, observed(job(active=1), pods), now=NOW))
+    assert status["phase"] == "Pending"
+    assert condition(status, "Succeeded")["reason"] == reason
+    assert says in condition(status, "Succeeded")["message"]
+
+
+def test_an_image_pull_retry_rewrites_no_status() -> None:
+    """The kubelet alternates ErrImagePull and ImagePullBackOff: one status for both."""
+    run = make_run(phase="Pending", jobName="iris-7")
+    first = trainingrun.reconcile(
+        run, observed(job(active=1), (waiting_pod("ErrImagePull", "rpc error: 1"),)), now=NOW
+    )
+    again = trainingrun.reconcile(
+        run, observed(job(active=1), (waiting_pod("ImagePullBackOff", "Back-off"),)), now=NOW
+    )
+    assert status_of(first)["conditions"] == status_of(again)["conditions"]
+
+
 def test_success_registers_exactly_one_version_with_provenance() -> None:
     run = make_run(phase="Running", jobName="iris-7")
     obs = observed(

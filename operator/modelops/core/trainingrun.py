@@ -399,7 +399,43 @@ def _job_outcome(run: api.TrainingRun, job: Obj, pods: Sequence[Obj]) -> _Outcom
         return _Outcome(Phase.RUNNING, "Running", "The training pod is running")
     if job.get("spec", {}).get("suspend"):
         return _Outcome(Phase.SUSPENDED, "Suspended", "The run is suspended (spec.suspend)")
+    stuck = _stuck_container(pods)
+    if stuck is not None:
+        return _Outcome(Phase.PENDING, *stuck)
     return _Outcome(Phase.PENDING, "Pending", "Waiting for the training pod to start")
+
+
+# Waiting reasons of a container that will not start by waiting a little: the kubelet retries
+# (the Job's activeDeadlineSeconds ends the run), but the user has something to fix.
+_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
+_STUCK_REASONS = _PULL_REASONS | {
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+}
+
+
+def _stuck_container(pods: Sequence[Obj]) -> tuple[str, str] | None:
+    """``(reason, message)`` when the newest pod's trainer container waits for something that
+    needs the user (an image that cannot be pulled, a missing Secret or ConfigMap)."""
+    newest = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))[-1:]
+    for pod in newest:
+        for cs in pod.get("status", {}).get("containerStatuses", []):
+            waiting = cs.get("state", {}).get("waiting") or {}
+            reason = waiting.get("reason", "")
+            if reason not in _STUCK_REASONS:
+                continue
+            if reason in _PULL_REASONS:
+                # One reason and message for both: the kubelet alternates between them, and the
+                # status must not be rewritten at every retry.
+                return (
+                    "ImagePullBackOff",
+                    f"container {cs.get('name')} cannot pull image {cs.get('image')}; the "
+                    "kubelet keeps retrying until spec.activeDeadlineSeconds",
+                )
+            return reason, f"container {cs.get('name')} cannot start: {waiting.get('message', '')}"
+    return None
 
 
 def _termination_message(pods: Sequence[Obj], phase: str) -> str | None:
