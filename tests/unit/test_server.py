@@ -201,8 +201,8 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
     assert (settings.max_batch_size, settings.max_body_bytes) == (1024, 1024 * 1024)
 
-    monkeypatch.setenv("POD_IP", "127.0.0.9")
-    assert ServerSettings().host == "127.0.0.9"
+    monkeypatch.setenv("POD_IP", "10.0.0.9")  # no longer read: port-forward dials loopback
+    assert ServerSettings().host == "0.0.0.0"
     monkeypatch.setenv("MODELOPS_SERVER_HOST", "127.0.0.1")
     assert ServerSettings().host == "127.0.0.1"
 
@@ -798,14 +798,13 @@ def test_program_serves_and_drains_in_flight_requests_on_sigterm(tmp_path: Path)
     port = free_port()
     env = {
         **os.environ,
-        "POD_IP": "127.0.0.1",
+        "MODELOPS_SERVER_HOST": "127.0.0.1",
         "MODELOPS_SERVER_PORT": str(port),
         "MODELOPS_SERVER_MODEL_NAME": "iris",
         "MODELOPS_SERVER_MODEL_VERSION": "v1",
         "MODELOPS_SERVER_ARTIFACT_DIR": str(artifact_dir),
         "MODELOPS_SERVER_ARTIFACT_DIGEST": write_artifact(artifact_dir),
     }
-    env.pop("MODELOPS_SERVER_HOST", None)
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
 

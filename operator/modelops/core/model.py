@@ -915,7 +915,6 @@ def build_deployment(
         {"name": "MODELOPS_SERVER_ARTIFACT_DIR", "value": artifact_dir},
         {"name": "MODELOPS_SERVER_ARTIFACT_DIGEST", "value": mv.spec.artifact.digest},
         {"name": "MODELOPS_SERVER_PORT", "value": str(SERVER_PORT)},
-        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
     probe = {
         "httpGet": {"path": "/v2/health/ready", "port": "http"},

@@ -8,7 +8,7 @@ environment; everything else receives the instance, so tests construct it with k
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelops.api import artifact as contract
@@ -40,15 +40,10 @@ class ServerSettings(BaseSettings):
     """Expected digest of the artifact, ``sha256:<hex>`` of the bytes of ``manifest.json``: the
     ModelVersion's ``spec.artifact.digest``. The server never becomes ready if it differs."""
 
-    host: str = Field(
-        default="0.0.0.0",  # a pod must accept traffic from outside itself
-        validation_alias=AliasChoices("MODELOPS_SERVER_HOST", "POD_IP"),
-    )
-    """Address to listen on: ``MODELOPS_SERVER_HOST`` if set, else ``POD_IP`` (the downward API
-    pod IP; the local test runner gives every pod its own 127.x address there), else
-    ``0.0.0.0``. Listening on the pod IP only means ``kubectl port-forward`` (which dials
-    127.0.0.1 inside the pod) cannot reach the server; set ``MODELOPS_SERVER_HOST=0.0.0.0`` when
-    that matters."""
+    host: str = "0.0.0.0"  # a pod must accept traffic from outside itself
+    """Address to listen on: all of the pod's addresses by default, so that the Service, the
+    kubelet's probes and ``kubectl port-forward`` (which dials 127.0.0.1 inside the pod) all
+    reach the server."""
 
     port: int = Field(default=8080, ge=0, le=65535)
     """TCP port for the inference API and ``/metrics``; 0 picks a free port (tests)."""
