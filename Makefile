@@ -64,9 +64,11 @@ test-unit: install tools kserve-client base-packages ## Run the unit tests only 
 
 ##@ Local cluster
 
+REAL_NODES ?= 2
+
 .PHONY: cluster-up
-cluster-up: install tools ## Start the local control plane (KWOK + local-runner nodes) in $(STATE_DIR).
-	$(PY) -m harness.cluster up --state-dir $(STATE_DIR)
+cluster-up: install tools system-packages real-nodes-tools images ## Start the local control plane (a KWOK node and $(REAL_NODES) real nodes: kubelet + containerd) in $(STATE_DIR).
+	$(PY) -m harness.cluster up --state-dir $(STATE_DIR) --real-nodes $(REAL_NODES)
 
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane and everything it started.
@@ -106,8 +108,6 @@ system-packages: ## Install the Debian packages the tests, images and real nodes
 test-images: install images ## Run the built images' entrypoints under podman (tests/harness/test_images.py).
 	$(PY) -m pytest tests/harness/test_images.py $(PYTEST_ARGS)
 
-REAL_NODES ?= 2
-
 .PHONY: real-nodes-tools
 real-nodes-tools: ## Build (or reuse cached) kubelet, kube-proxy and CoreDNS from their Go modules.
 	bash hack/build-tools.sh kubelet coredns
@@ -115,7 +115,3 @@ real-nodes-tools: ## Build (or reuse cached) kubelet, kube-proxy and CoreDNS fro
 .PHONY: test-real-nodes
 test-real-nodes: install tools real-nodes-tools images ## Pods from the built images on real nodes (tests/cluster/test_real_nodes.py).
 	$(PY) -m pytest tests/cluster/test_real_nodes.py $(PYTEST_ARGS)
-
-.PHONY: cluster-up-real
-cluster-up-real: install tools real-nodes-tools images ## cluster-up plus $(REAL_NODES) real nodes (kubelet + containerd); stop with cluster-down.
-	$(PY) -m harness.cluster up --state-dir $(STATE_DIR) --real-nodes $(REAL_NODES)

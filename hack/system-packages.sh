@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests need, only those missing (apt-get).
 #
-#   openssl, util-linux     the local control plane's PKI; unshare isolates pod mounts
+#   openssl, util-linux     the local control plane's PKI; unshare (mount namespaces)
 #   lua5.4                 the Argo CD health checks are tested with a real interpreter
 #   podman, buildah, runc  build and run the images (hack/images.sh); crun does not work here
 #   debootstrap            makes the images' Python base from Debian packages

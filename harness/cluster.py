@@ -2,10 +2,11 @@
 
 ``LocalCluster.up()`` starts etcd, kube-apiserver (TLS, RBAC, service-account signing, an audit
 log of every write), kube-controller-manager and kube-scheduler on free loopback ports, then the
-two node backends: KWOK for fake nodes (pods become Running without running anything) and the
-local runner (``harness.noderunner``) that really runs pod commands as local processes, plus a
-tiny volume provisioner so PersistentVolumeClaims bind. Everything it starts is recorded by PID
-in ``<state-dir>/run`` and stopped by ``down()``; nothing is ever found by name.
+node backends: KWOK for fake nodes (pods become Running without running anything) and real
+nodes (``harness.realnode``: upstream kubelet, containerd, runc, CNI, kube-proxy and the CoreDNS
+add-on, running the built images), plus a tiny volume provisioner so PersistentVolumeClaims
+bind. Everything it starts is recorded by PID in ``<state-dir>/run`` and stopped by ``down()``;
+nothing is ever found by name.
 
 Two lifetimes:
 
@@ -52,7 +53,6 @@ START_ORDER = (
     "kube-scheduler",
     "kwok",
     "provisioner",
-    "noderunner",
     "containerd",
     "kubelet",
     "nsforward",
@@ -95,15 +95,14 @@ def die_with_parent() -> None:
 class LocalCluster:
     """One local control plane rooted at ``state_dir``.
 
-    ``runner_nodes`` local-runner nodes are named ``local-0``…; ``kwok_nodes`` fake nodes
-    ``kwok-0``… carry the taint ``kwok.x-k8s.io/node=fake:NoSchedule`` so that only pods that
-    tolerate it land there: real work (training Jobs, model servers) goes to the local runner.
+    ``kwok_nodes`` fake nodes ``kwok-0``… carry the taint ``kwok.x-k8s.io/node=fake:NoSchedule``
+    so that only pods that tolerate it land there: real work (training Jobs, model servers) goes
+    to the ``real_nodes`` real nodes ``real-0``….
     """
 
     state_dir: Path
     bin_dir: Path = DEFAULT_BIN_DIR
     kwok_nodes: int = 1
-    runner_nodes: int = 1
     #: Nodes with an upstream kubelet and containerd (``harness.realnode``), ``real-0``…
     real_nodes: int = 0
     detached: bool = False
@@ -187,23 +186,6 @@ class LocalCluster:
                     str(self.state_dir / "volumes"),
                 ],
             )
-            for i in range(self.runner_nodes):
-                self.spawn(
-                    "noderunner" if i == 0 else f"noderunner-{i}",
-                    [
-                        sys.executable,
-                        "-m",
-                        "harness.noderunner",
-                        "--kubeconfig",
-                        str(self.kubeconfig),
-                        "--node-name",
-                        f"local-{i}",
-                        "--state-dir",
-                        # Each runner claims a 127.N prefix no other runner on this machine holds,
-                        # so several clusters (developers, CI) can run side by side.
-                        str(self.state_dir / "noderunner" / f"local-{i}"),
-                    ],
-                )
             if self.real_nodes:
                 realnode.start(self, self.real_nodes)
             self._wait_nodes_ready(timeout - (time.monotonic() - started))
@@ -501,7 +483,7 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=RBAC",
                 "--allow-privileged=true",
-                # The API server proxies `kubectl logs` to the local runner's log endpoint.
+                # `kubectl logs`, `exec` and `port-forward` go to a kubelet at its InternalIP.
                 "--kubelet-preferred-address-types=InternalIP,Hostname",
                 f"--kubelet-client-certificate={pki / 'admin.crt'}",
                 f"--kubelet-client-key={pki / 'admin.key'}",
@@ -627,7 +609,6 @@ class LocalCluster:
 
     def _wait_nodes_ready(self, timeout: float) -> None:
         want = {f"kwok-{i}" for i in range(self.kwok_nodes)}
-        want |= {f"local-{i}" for i in range(self.runner_nodes)}
         want |= {f"real-{i}" for i in range(self.real_nodes)}
 
         def ready() -> bool:
@@ -723,9 +704,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=REPO / ".k8s-local")
     parser.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
     parser.add_argument("--kwok-nodes", type=int, default=1)
-    parser.add_argument("--runner-nodes", type=int, default=1)
-    parser.add_argument("--real-nodes", type=int, default=0, help="docs/real-nodes.md")
-    parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--real-nodes", type=int, default=2, help="docs/real-nodes.md")
+    parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
     state = args.state_dir.resolve()
     if args.command == "up":
@@ -733,7 +713,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             state,
             args.bin_dir,
             args.kwok_nodes,
-            args.runner_nodes,
             real_nodes=args.real_nodes,
             detached=True,
         )

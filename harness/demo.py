@@ -125,9 +125,7 @@ def up(state: Path, bin_dir: Path, real_nodes: int) -> int:
     missing = realnode.missing(bin_dir)
     if missing:
         raise SystemExit(f"The demo runs on real nodes; {missing}")
-    cluster = LocalCluster(
-        state_dir=state, bin_dir=bin_dir, detached=True, runner_nodes=0, real_nodes=real_nodes
-    )
+    cluster = LocalCluster(state_dir=state, bin_dir=bin_dir, detached=True, real_nodes=real_nodes)
     demo = Demo(cluster)
     demo.step("Start a local Kubernetes cluster: a control plane and real nodes (no Docker)")
     took = cluster.up(timeout=300)

@@ -4,8 +4,9 @@ Pods that mount a PersistentVolumeClaim cannot be scheduled until the claim is b
 control plane without a cloud has nothing that binds it. For each pending claim of the
 ``local`` StorageClass (the default one the harness installs) this creates a ``hostPath``
 PersistentVolume under ``--root``, pre-bound to the claim; the controller-manager's volume
-binder then completes the binding as it would on any cluster. The local runner mounts that
-directory into the pods, so what a training pod writes is what a serving pod reads.
+binder then completes the binding as it would on any cluster. Each real node's kubelet mounts
+that directory into the pods (the nodes share the host's filesystem), so what a training pod
+writes is what a serving pod reads, on either node.
 
 Volumes are kept when claims go away (reclaim policy Retain): nothing a test wrote is deleted
 behind its back, and the state directory is removed as a whole when the cluster goes down.

@@ -226,7 +226,10 @@ def start(cluster: LocalCluster, count: int) -> list[Node]:
 def import_images(cluster: LocalCluster, nodes: list[Node], *images: str) -> None:
     """Put built images into each node's containerd, as ``kind load`` does: pods then run
     them with ``imagePullPolicy: IfNotPresent`` and nothing is pulled. Also for images a test
-    needs beyond :data:`IMAGES` (the examples' training images), on nodes already running."""
+    needs beyond :data:`IMAGES` (the examples' training images), on nodes already running.
+
+    Each image is also named by its digest (``repo@sha256:…``), as a pull from a registry
+    names it: a pod may pin the image by digest, and its ``imageID`` is that name."""
     for image in images:
         if subprocess.run(_podman("image", "exists", image)).returncode != 0:
             raise RealNodeError(f"image {image} not built: run `make images`")
@@ -238,14 +241,41 @@ def import_images(cluster: LocalCluster, nodes: list[Node], *images: str) -> Non
         for node in nodes:
             with archive.open("rb") as f:
                 subprocess.run(
-                    ["ctr", "-a", node.socket, "-n", "k8s.io", "images", "import", "-"],
+                    [*_ctr(node), "images", "import", "-"],
                     stdin=f,
                     capture_output=True,
                     check=True,
                     timeout=600,
                 )
+            for image in images:
+                repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+                _run(
+                    *_ctr(node), "images", "tag", "--force", image, f"{repo}@{_digest(node, image)}"
+                )
     finally:
         archive.unlink()
+
+
+def _ctr(node: Node) -> list[str]:
+    return ["ctr", "-a", node.socket, "-n", "k8s.io"]
+
+
+def _digest(node: Node, image: str) -> str:
+    """The manifest digest (``sha256:…``) of ``image`` in the node's containerd."""
+    for line in _run(*_ctr(node), "images", "ls", f"name=={image}").splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == image:
+            return fields[2]
+    raise RealNodeError(f"image {image} is not in {node.name}'s containerd")
+
+
+def image_digest(cluster: LocalCluster, image: str) -> str:
+    """The digest under which the nodes know ``image`` (the same on every node: one archive):
+    pin ``repo@<digest>`` in a pod to run exactly it."""
+    nodes, _ = load(cluster)
+    if not nodes:
+        raise RealNodeError(f"{cluster.state_dir} has no real nodes")
+    return _digest(nodes[0], image)
 
 
 def _start_node_services(cluster: LocalCluster, nodes: list[Node], slot: int) -> None:
@@ -744,7 +774,7 @@ def stop(cluster: LocalCluster) -> None:
 
 def _kill_tasks(node: Node) -> None:
     """Kill every container through containerd, so that its shims exit by themselves."""
-    ctr = ["ctr", "-a", node.socket, "-n", "k8s.io"]
+    ctr = _ctr(node)
     listed = subprocess.run([*ctr, "tasks", "ls", "-q"], capture_output=True, text=True, timeout=30)
     if listed.returncode != 0:
         return

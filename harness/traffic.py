@@ -1,8 +1,10 @@
 """Inference traffic for the demo and end-to-end tests: rows of a dataset, optionally shifted,
 sent to every ready serving pod of a model over the Open Inference Protocol v2.
 
-Requests go to the pods' own addresses (the local runner's 127.x.y.z), never to a Service IP:
-the harness has no kube-proxy, and tests may only dial loopback.
+Requests go to the pods' own addresses on the real nodes (the host routes each node's pod subnet
+into that node's network namespace), not to a Service: Service IPs and cluster DNS names work
+inside the nodes (kube-proxy and CoreDNS run there), not from the host. Traffic through a Model's
+Service by its DNS name is sent from a client pod (tests/cluster/test_real_nodes.py).
 """
 
 from __future__ import annotations

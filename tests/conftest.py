@@ -2,11 +2,11 @@
 
 Unit tests need nothing. Tests marked ``cluster`` get the session fixture ``cluster``: by
 default a local control plane (``harness.cluster``: real etcd, kube-apiserver,
-controller-manager, scheduler, a KWOK fake node and a local-runner node; with
-``MODELOPS_TEST_NODES=real``, two real nodes instead — kubelet, containerd and the built
-images, ``harness.realnode``), started once on first use and stopped, with every process it
-started, when the session ends, also when a test fails or the run is interrupted. Nothing about
-the API server is mocked.
+controller-manager, scheduler, a KWOK fake node and two real nodes — upstream kubelet,
+containerd, runc, CNI, kube-proxy and CoreDNS running the built images, ``harness.realnode``),
+started once on first use and stopped, with every process, mount, network namespace and nft
+table it made, when the session ends, also when a test fails or the run is interrupted. Nothing
+about the API server or the nodes is mocked.
 
 ``--cluster=existing`` runs the same tests against the cluster that ``KUBECONFIG`` points at
 (for example one made with ``kind create cluster --config kind-config.yaml``) instead.
@@ -36,10 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# These need what only the local control plane gives: pods reachable on loopback addresses
-# (the local runner), the API server's audit log, a second cluster of its own, client
-# certificates signed by the harness's CA. Against an existing cluster they are skipped,
-# saying so; the API admission tests run anywhere.
+# These need what only the local control plane gives: pod IPs reachable from the test
+# process (the real nodes' network namespaces), the API server's audit log, a second cluster
+# of its own, client certificates signed by the harness's CA. Against an existing cluster they
+# are skipped, saying so; the API admission tests run anywhere.
 LOCAL_ONLY = (
     "tests/harness/",
     "tests/cluster/test_training.py",
@@ -59,7 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.getoption("--cluster") != "existing":
         return
     skip = pytest.mark.skip(
-        reason="needs the local control plane (loopback pod IPs, audit log): run without "
+        reason="needs the local control plane (reachable pod IPs, audit log): run without "
         "--cluster=existing"
     )
     for item in items:
@@ -100,17 +100,12 @@ def cluster(
         assert kubectl, "kubectl not found"
         yield ExistingCluster(Path(kubeconfig), kubectl)
         return
-    # Imported here: the unit tests need nothing of it.
-    from tests.cluster.kube import REAL_NODES
-
-    if os.environ.get("MODELOPS_TEST_NODES") == "real" and not REAL_NODES:
-        pytest.fail(f"MODELOPS_TEST_NODES=real, but {realnode.missing(DEFAULT_BIN_DIR)}")
-    local = LocalCluster(
-        state_dir=tmp_path_factory.mktemp("k8s"),
-        runner_nodes=0 if REAL_NODES else 1,
-        real_nodes=2 if REAL_NODES else 0,
-    )
-    took = local.up(timeout=300 if REAL_NODES else 120)
+    # Not a skip: the README promises these tests, and `make test` installs what they need.
+    missing = realnode.missing(DEFAULT_BIN_DIR)
+    if missing:
+        pytest.fail(f"the cluster tests run on real nodes, but {missing}")
+    local = LocalCluster(state_dir=tmp_path_factory.mktemp("k8s"), real_nodes=2)
+    took = local.up(timeout=300)
     print(f"\nLocal control plane ready in {took:.1f}s ({local.state_dir})")
     try:
         yield local

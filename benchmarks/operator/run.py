@@ -783,7 +783,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
         workdir = Path(tmp)
         cluster = LocalCluster(
-            state_dir=workdir / "cluster", kwok_nodes=kwok_nodes, runner_nodes=0, audit_reads=True
+            state_dir=workdir / "cluster", kwok_nodes=kwok_nodes, audit_reads=True
         )
         try:
             log(f"cluster up ({kwok_nodes} KWOK nodes)")

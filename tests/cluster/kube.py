@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import pytest
 
 from harness import realnode
-from harness.cluster import DEFAULT_BIN_DIR, REPO, LocalCluster, free_port
+from harness.cluster import REPO, LocalCluster, free_port
 
 
 class Cluster(Protocol):
@@ -210,17 +210,8 @@ def install_crds(cluster: Cluster) -> None:
 
 # -- the objects most cluster tests start from ------------------------------------------------
 
-LOCAL_RUNNER = {"type": "local-runner"}
-"""Node selector of the local runner (pods as host processes, on host loopback addresses)."""
-REAL_NODES = (
-    os.environ.get("MODELOPS_TEST_NODES", "local") == "real"
-    and realnode.missing(DEFAULT_BIN_DIR) is None
-)
-"""Whether the session's cluster gets real nodes (kubelet + containerd, the built images) instead
-of the local runner: with ``MODELOPS_TEST_NODES=real`` when they can run here. Not yet the
-default: only part of the cluster modules has been run that way (docs/real-nodes.md)."""
-RUNNER = {"type": realnode.NODE_LABEL} if REAL_NODES else LOCAL_RUNNER
-"""Node selector of pods that must really run: the real nodes, else the local runner."""
+RUNNER = {"type": realnode.NODE_LABEL}
+"""Node selector of pods that must really run: the real nodes (kubelet + containerd)."""
 TRAINER_IMAGE = "ghcr.io/modelops/trainer:0.1.0"
 IRIS_SCHEMA: dict[str, Any] = json.loads(
     (REPO / "operator" / "modelops" / "datasets" / "iris.schema.json").read_text()
@@ -238,7 +229,7 @@ def pvc(name: str) -> dict[str, Any]:
 
 
 def loader_job(name: str, command: list[str]) -> dict[str, Any]:
-    """A Job on the local runner with the ``datasets`` claim at /data, e.g. to land data."""
+    """A Job on a real node with the ``datasets`` claim at /data, e.g. to land data."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -281,7 +272,7 @@ DRIFT_POLICY_SPEC: dict[str, Any] = {
 
 
 def training_run(name: str, **spec: Any) -> dict[str, Any]:
-    """A TrainingRun of model ``iris`` with the reference trainer on the local runner."""
+    """A TrainingRun of model ``iris`` with the reference trainer image on a real node."""
     body: dict[str, Any] = {
         "modelRef": {"name": "iris"},
         "image": TRAINER_IMAGE,

@@ -2,12 +2,12 @@
 
 On the local control plane, with nothing mocked: the operator runs as a process, the trainer
 and the model server run in containers of the built images on the real nodes (the host reaches
-their pod addresses through its route to each node's pod subnet; without real nodes, as
-processes on the local runner), and a real Prometheus scrapes the operator (and, for the
-Prometheus source, the serving pods), evaluates ``manifests/prometheus/modelops-rules.yaml``
-and sends alerts to a real Alertmanager (``harness.monitoring``; traffic from
-``harness.traffic``). Prometheus and Alertmanager listen on free 127.0.0.1 ports and are
-stopped, with every other process this module starts, in the fixture's teardown.
+their pod addresses through its route to each node's pod subnet), and a real Prometheus
+scrapes the operator (and, for the Prometheus source, the serving pods), evaluates
+``manifests/prometheus/modelops-rules.yaml`` and sends alerts to a real Alertmanager
+(``harness.monitoring``; traffic from ``harness.traffic``). Prometheus and Alertmanager listen
+on free 127.0.0.1 ports and are stopped, with every other process this module starts, in the
+fixture's teardown.
 
 The tests run in file order and share one model's story; each states the step it checks, so a
 failure says where the loop broke.
@@ -193,7 +193,7 @@ def test_the_model_is_trained_and_served(env: Env) -> None:
         what="Model iris to serve version 1",
     )
     poll(
-        "a ready serving pod on 127.x",
+        "a ready serving pod",
         lambda: ready_pod_ips(env.cluster.kubectl, NS, "iris"),
         timeout=60,
     )

@@ -21,6 +21,7 @@ retired (phase and label) and nothing left pending.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -106,7 +107,12 @@ def _version(cluster: LocalCluster, model: str, version: str, artifact: dict[str
     directory: retiring it marks the directory, which no other version may share)."""
     root = artifacts_root(cluster, NS)
     source = artifact["uri"].removeprefix("pvc://models/")
+    # Owned like the trained directory (by the trainer's uid), or the retire Job, which runs as
+    # that uid, could not mark it.
     shutil.copytree(root / source, root / model / version)
+    owner = (root / source).stat()
+    for path in [root / model, root / model / version, *(root / model / version).rglob("*")]:
+        os.chown(path, owner.st_uid, owner.st_gid)
     copy = {**artifact, "uri": f"pvc://models/{model}/{version}"}
     apply(cluster, model_version(model, version, copy, metrics={"accuracy": 0.9}), namespace=NS)
 

@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import realnode
 from harness.cluster import REPO, LocalCluster
 from modelops import datasets
 from tests.cluster.kube import (
+    TRAINER_IMAGE,
     Operator,
     apply,
     get,
@@ -41,8 +43,6 @@ POLICIES = [
 EDIT_ROLE = REPO / "manifests" / "rbac" / "edit_role.yaml"
 IRIS_SHA256 = hashlib.sha256(datasets.path("iris.csv").read_bytes()).hexdigest()
 DATASET_LABEL = f"modelops.dev/dataset-digest=sha256-{IRIS_SHA256[:56]}"
-IMAGE_SHA256 = "5" * 64
-PINNED_IMAGE = f"ghcr.io/modelops/trainer@sha256:{IMAGE_SHA256}"
 PEOPLE = ("alice", "bob")
 
 
@@ -182,10 +182,12 @@ def trained(cluster: LocalCluster, run: str, **spec: Any) -> dict[str, Any]:
 def test_versions_trained_on_a_dataset_are_found_by_label_across_namespaces(
     cluster: LocalCluster, env: Operator
 ) -> None:
-    mv = trained(cluster, "iris-1", image=PINNED_IMAGE)
+    # The trainer image pinned by the digest the nodes know it by, as a registry would serve it.
+    digest = realnode.image_digest(cluster, TRAINER_IMAGE).removeprefix("sha256:")
+    mv = trained(cluster, "iris-1", image=f"{TRAINER_IMAGE.rsplit(':', 1)[0]}@sha256:{digest}")
     labels = mv["metadata"]["labels"]
     assert labels["modelops.dev/dataset-digest"] == f"sha256-{IRIS_SHA256[:56]}"
-    assert labels["modelops.dev/image-digest"] == f"sha256-{IMAGE_SHA256[:56]}"
+    assert labels["modelops.dev/image-digest"] == f"sha256-{digest[:56]}"
     assert labels["modelops.dev/trainingrun"] == "iris-1"
     assert "modelops.dev/parent-version" not in labels  # nothing served when it was trained
     # A version in another namespace trained on other data is not found.
@@ -196,7 +198,7 @@ def test_versions_trained_on_a_dataset_are_found_by_label_across_namespaces(
     apply(cluster, elsewhere)
     found = cluster.kubectl("get", "mv", "-A", "-l", DATASET_LABEL, "-o", "json").stdout
     assert names(found) == {(NS, "iris-1")}
-    by_image = f"modelops.dev/image-digest=sha256-{IMAGE_SHA256[:56]}"
+    by_image = f"modelops.dev/image-digest=sha256-{digest[:56]}"
     assert names(cluster.kubectl("get", "mv", "-A", "-l", by_image, "-o", "json").stdout) == {
         (NS, "iris-1")
     }

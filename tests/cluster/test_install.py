@@ -8,9 +8,8 @@ Two installs, one after the other, each uninstalled before the next:
    a small overlay.
 
 Each time the operator pod is scheduled on a real node (values / patches add the nodeSelector;
-it runs the built operator image in containerd; without real nodes, the local runner, where the
-image is ignored and ``python`` is the project's interpreter), in a namespace that enforces Pod
-Security "restricted", and talks to the API server with its ServiceAccount's projected token —
+it runs the built operator image in containerd), in a namespace that enforces Pod Security
+"restricted", and talks to the API server with its ServiceAccount's projected token —
 in-cluster config, nothing else. The kustomize install runs the short lifecycle: a TrainingRun
 trains, its ModelVersion is registered, and a Model pinning it serves. The Helm install runs the
 whole one: train → serve (promoted by a gate) → drift (shifted traffic from ``harness.traffic``
@@ -21,10 +20,10 @@ ServiceAccount, none refused (not by RBAC, nor by the admission policy that limi
 operator's own children), and ``kubectl auth can-i --list`` shows what it may do: no wildcard,
 no Secrets.
 
-The local runner shares the host's network, so the operator's ports are free ports there (the
-defaults, 8080/8081, could collide with model servers of other tests, which listen on their pod
-addresses at 8080), and one replica runs instead of the default two (they would listen on the
-same ports); real nodes get the same values. It still elects itself leader through the Lease
+The operator's ports are set away from the defaults (8080/8081), so the test sees the chart's
+and the overlay's port settings reach the container, its probes and its Service, and one replica
+runs instead of the default two (tests/cluster/test_real_nodes.py installs the defaults: two
+replicas, ``helm test``). It still elects itself leader through the Lease
 its Role allows (tests/cluster/test_leader.py runs two operators). CRDs are kept after each
 uninstall (``crds.keep``; the kustomize cleanup leaves them out on purpose): other test modules
 share this cluster and its CRDs.
@@ -384,7 +383,7 @@ def operator_pod(cluster: LocalCluster) -> Obj:
 
 def assert_runs_in_cluster(cluster: LocalCluster) -> Obj:
     """The operator pod, checked to run on a node that runs pods (a real node: the built
-    operator image in containerd; else the local runner) as its ServiceAccount."""
+    operator image in containerd) as its ServiceAccount."""
     pod = operator_pod(cluster)
     node = get(cluster, "node", pod["spec"]["nodeName"])
     assert node is not None

@@ -53,9 +53,7 @@ def real(
     reason = realnode.missing(DEFAULT_BIN_DIR)
     if reason:
         pytest.skip(reason)
-    cluster = LocalCluster(
-        state_dir=tmp_path_factory.mktemp("real"), kwok_nodes=0, runner_nodes=0, real_nodes=2
-    )
+    cluster = LocalCluster(state_dir=tmp_path_factory.mktemp("real"), kwok_nodes=0, real_nodes=2)
     took = cluster.up(timeout=240)
     print(f"\nControl plane and real nodes ready in {took:.1f}s")
     nodes, _ = realnode.load(cluster)

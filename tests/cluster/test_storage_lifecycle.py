@@ -3,8 +3,8 @@ register → serve → drift → retrain → retire, data and artifacts in a rea
 PersistentVolumeClaims.
 
 On the local control plane with the operator as a process and the harness's S3 server
-(versitygw, ``harness.s3``; with real nodes on the host's end of the first node's link, which
-pods reach). The TrainingRun runs the scikit-learn example (its own image on real nodes,
+(versitygw, ``harness.s3``, on the host's end of the first node's link, which pods reach). The
+TrainingRun runs the scikit-learn example on a real node (its own image,
 ``examples/sklearn-iris/train.py`` through the SDK): it reads the dataset from
 ``s3://``, uploads an ``onnx/v1`` artifact; the serving pod's init step downloads and verifies
 it against the ModelVersion's digest, and the reference server serves it with onnxruntime. The
@@ -37,7 +37,6 @@ from modelops.api import artifact as contract
 from tests.cluster.kube import (
     DRIFT_POLICY_SPEC,
     IRIS_FEATURES,
-    REAL_NODES,
     RUNNER,
     Operator,
     apply,
@@ -50,7 +49,7 @@ from tests.cluster.kube import (
     wait_for,
 )
 from tests.harness.test_s3_server import require_binary
-from tests.unit.test_examples import EXAMPLES, example
+from tests.unit.test_examples import example
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 
@@ -115,12 +114,9 @@ def storage_spec(s3: S3Server, secret: str = "s3-credentials") -> dict[str, Any]
 def training(s3: S3Server, secret: str = "s3-credentials") -> dict[str, Any]:
     """The example's TrainingRun spec (without the Model): the SDK script, dataset and output
     in S3."""
-    # On real nodes the image's own entrypoint runs the script; the local runner runs the
-    # command as a host process, so it is given the script of this checkout.
-    command = [] if REAL_NODES else ["python", str(EXAMPLES / "sklearn-iris" / "train.py")]
+    # The image's own entrypoint runs the script.
     return {
         "image": EXAMPLE_IMAGE,
-        **({"command": command} if command else {}),
         "nodeSelector": RUNNER,
         "dataset": {
             "uri": f"s3://{DATA}/iris/iris.csv",
@@ -157,14 +153,11 @@ def env(
     else:
         install_crds(cluster)
         cluster.kubectl("create", "namespace", ns)
-    host = "127.0.0.1"
-    if REAL_NODES:
-        # Pods on the real nodes reach the host at its end of a node's link (not its loopback),
-        # and run the example's own image, loaded onto the nodes as `kind load` would.
-        nodes, _ = realnode.load(cluster)
-        host = nodes[0].host_ip
-        realnode.import_images(cluster, nodes, EXAMPLE_IMAGE)
-    with S3Server(work / "s3", host=host) as s3:
+    # Pods on the real nodes reach the host at its end of a node's link (not its loopback),
+    # and run the example's own image, loaded onto the nodes as `kind load` would.
+    nodes, _ = realnode.load(cluster)
+    realnode.import_images(cluster, nodes, EXAMPLE_IMAGE)
+    with S3Server(work / "s3", host=nodes[0].host_ip) as s3:
         settings = storage.S3Settings(
             endpoint=s3.endpoint,
             region=s3.region,

@@ -1,5 +1,5 @@
 """Training on the local control plane: the operator as a process, the trainer image really
-training on a real node (or the local runner), results checked against the files on disk."""
+training on a real node, results checked against the files on disk."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The local control plane itself: versions, KWOK nodes, and a clean teardown."""
+"""The local control plane itself: versions, KWOK nodes, and a clean teardown (of the control
+plane's processes; the real nodes' own teardown, mounts and namespaces included, is checked in
+tests/cluster/test_real_nodes.py)."""
 
 from __future__ import annotations
 
@@ -53,14 +55,14 @@ def test_versions_are_the_pinned_release(cluster: LocalCluster) -> None:
     assert out["serverVersion"]["gitVersion"] == f"v{K8S_VERSION}"
 
 
-def test_both_node_backends_are_ready(cluster: LocalCluster) -> None:
+def test_kwok_and_real_nodes_are_ready(cluster: LocalCluster) -> None:
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
     ready = {
         n["metadata"]["labels"].get("type")
         for n in nodes
         if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
     }
-    assert {"kwok", "local-runner"} <= ready
+    assert {"kwok", "real-node"} <= ready
 
 
 def test_kwok_deployment_becomes_available(cluster: LocalCluster, ns: str) -> None:
@@ -166,9 +168,9 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def test_teardown_leaves_no_process_behind(tmp_path: Path) -> None:
-    """A second, small cluster: up, run a real process on the local runner, down, nothing left."""
+    """A second, small cluster (KWOK only): up, a pod scheduled, down, nothing left."""
     state = tmp_path / "k8s"
-    cluster = LocalCluster(state_dir=state, kwok_nodes=1, runner_nodes=1)
+    cluster = LocalCluster(state_dir=state, kwok_nodes=1)
     try:
         took = cluster.up()
         print(f"second cluster ready in {took:.1f}s")
@@ -178,12 +180,7 @@ def test_teardown_leaves_no_process_behind(tmp_path: Path) -> None:
             "--image=python",
             "--restart=Never",
             "--overrides",
-            json.dumps({"spec": {"nodeSelector": {"type": "local-runner"}}}),
-            "--command",
-            "--",
-            "python",
-            "-c",
-            "import time; time.sleep(600)",
+            json.dumps({"spec": KWOK_PLACEMENT}),
         )
         cluster.kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=60s")
         assert len(cluster.alive()) >= 6
