@@ -13,6 +13,7 @@ Skipped, saying why, without root, the Debian packages, the kubelet or the image
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -253,16 +254,27 @@ def test_service_by_dns_name_across_nodes_and_port_forward(real: LocalCluster) -
     assert not [name for name in real.alive() if name.startswith("coredns")]
 
     # kubectl port-forward: API server → kubelet → containerd, into the pod's namespace.
+    with (
+        port_forward(real, "restricted", "pod/web", 8080) as port,
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r,
+    ):
+        assert r.read().decode().strip() == "hello from web"
+
+
+@contextlib.contextmanager
+def port_forward(real: LocalCluster, ns: str, target: str, port: int) -> Iterator[int]:
+    """``kubectl port-forward`` of ``target``'s ``port`` to a free port on 127.0.0.1, which it
+    yields (the forwarder dials 127.0.0.1 inside the pod)."""
     forward = subprocess.Popen(
         [
             str(real.bin_dir / "kubectl"),
             "--kubeconfig",
             str(real.kubeconfig),
             "-n",
-            "restricted",
+            ns,
             "port-forward",
-            "pod/web",
-            ":8080",
+            target,
+            f":{port}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -270,11 +282,9 @@ def test_service_by_dns_name_across_nodes_and_port_forward(real: LocalCluster) -
     )
     try:
         assert forward.stdout is not None
-        line = forward.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> 8080
+        line = forward.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> port
         assert line.startswith("Forwarding from 127.0.0.1:"), line
-        port = int(line.split("127.0.0.1:")[1].split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
-            assert r.read().decode().strip() == "hello from web"
+        yield int(line.split("127.0.0.1:")[1].split()[0])
     finally:
         forward.terminate()
         forward.wait(10)
@@ -537,6 +547,12 @@ def test_train_and_serve_on_real_nodes(real: LocalCluster, operator: str) -> Non
     )
     answer = infer_in_cluster(real, ns, "iris", [[5.1, 3.5, 1.4, 0.2]])
     assert answer["model_version"] == "1"
+    # A person debugging the model: port-forward to its Service reaches the server (it listens
+    # on every address of the pod, 127.0.0.1 inside it included).
+    with port_forward(real, ns, "service/iris", 80) as port:
+        url = f"http://127.0.0.1:{port}/v2/models/iris"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert json.loads(r.read())["versions"] == ["1"]
 
 
 DRIFT_SECONDS = 420
