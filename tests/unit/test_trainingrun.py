@@ -210,6 +210,20 @@ def test_a_trainer_that_cannot_start_says_why(waiting: str, reason: str, says: s
     assert says in condition(status, "Succeeded")["message"]
 
 
+def test_an_init_container_that_cannot_start_says_why() -> None:
+    stuck = pod("Pending")
+    stuck["status"]["initContainerStatuses"] = [
+        {
+            "name": "fetch",
+            "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "no s3"}},
+        }
+    ]
+    run = make_run(phase="Pending", jobName="iris-7")
+    status = status_of(trainingrun.reconcile(run, observed(job(active=1), (stuck,)), now=NOW))
+    assert condition(status, "Succeeded")["reason"] == "CreateContainerConfigError"
+    assert condition(status, "Succeeded")["message"] == "container fetch cannot start: no s3"
+
+
 def test_an_image_pull_retry_rewrites_no_status() -> None:
     """The kubelet alternates ErrImagePull and ImagePullBackOff: one status for both."""
     run = make_run(phase="Pending", jobName="iris-7")

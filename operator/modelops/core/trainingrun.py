@@ -417,11 +417,13 @@ _STUCK_REASONS = _PULL_REASONS | {
 
 
 def _stuck_container(pods: Sequence[Obj]) -> tuple[str, str] | None:
-    """``(reason, message)`` when the newest pod's trainer container waits for something that
-    needs the user (an image that cannot be pulled, a missing Secret or ConfigMap)."""
+    """``(reason, message)`` when a container of the newest pod waits for something that needs
+    the user (an image that cannot be pulled, a missing Secret or ConfigMap). Init containers
+    too: a mutating webhook, such as a service mesh's or a secrets agent's, may add them."""
     newest = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))[-1:]
     for pod in newest:
-        for cs in pod.get("status", {}).get("containerStatuses", []):
+        status = pod.get("status", {})
+        for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
             waiting = cs.get("state", {}).get("waiting") or {}
             reason = waiting.get("reason", "")
             if reason not in _STUCK_REASONS:
