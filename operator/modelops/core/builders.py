@@ -108,3 +108,9 @@ def storage_env(storage: api.Storage | None) -> list[Obj]:
 def is_s3_uri(uri: str) -> bool:
     """Whether ``uri`` names an object or prefix in S3."""
     return uri.startswith("s3://")
+
+
+def container_statuses(pod: Obj) -> list[Obj]:
+    """The statuses of a pod's init containers, then of its containers."""
+    status = pod.get("status", {})
+    return [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]

@@ -666,9 +666,8 @@ def _failure(dep: Obj | None, pods: Sequence[Obj]) -> str | None:
             if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded":
                 return f"not available within the progress deadline ({c.get('message', '')})"
     for pod in pods:
-        status = pod.get("status", {})
         # An init step that keeps failing (the artifact download) is a crash loop too.
-        for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
+        for cs in builders.container_statuses(pod):
             waiting = cs.get("state", {}).get("waiting", {})
             if (
                 waiting.get("reason") == "CrashLoopBackOff"

@@ -408,34 +408,28 @@ def _job_outcome(run: api.TrainingRun, job: Obj, pods: Sequence[Obj]) -> _Outcom
 # Waiting reasons of a container that will not start by waiting a little: the kubelet retries
 # (the Job's activeDeadlineSeconds ends the run), but the user has something to fix.
 _PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff"})
-_STUCK_REASONS = _PULL_REASONS | {
-    "InvalidImageName",
-    "ErrImageNeverPull",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-}
+_STUCK_REASONS = frozenset(
+    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError"}
+)
 
 
 def _stuck_container(pods: Sequence[Obj]) -> tuple[str, str] | None:
     """``(reason, message)`` when a container of the newest pod waits for something that needs
     the user (an image that cannot be pulled, a missing Secret or ConfigMap). Init containers
     too: a mutating webhook, such as a service mesh's or a secrets agent's, may add them."""
-    newest = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))[-1:]
-    for pod in newest:
-        status = pod.get("status", {})
-        for cs in [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]:
-            waiting = cs.get("state", {}).get("waiting") or {}
-            reason = waiting.get("reason", "")
-            if reason not in _STUCK_REASONS:
-                continue
-            if reason in _PULL_REASONS:
-                # One reason and message for both: the kubelet alternates between them, and the
-                # status must not be rewritten at every retry.
-                return (
-                    "ImagePullBackOff",
-                    f"container {cs.get('name')} cannot pull image {cs.get('image')}; the "
-                    "kubelet keeps retrying until spec.activeDeadlineSeconds",
-                )
+    newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), default=None)
+    for cs in builders.container_statuses(newest) if newest is not None else []:
+        waiting = cs.get("state", {}).get("waiting") or {}
+        reason = waiting.get("reason", "")
+        if reason in _PULL_REASONS:
+            # One reason and message for both: the kubelet alternates between them, and the
+            # status must not be rewritten at every retry.
+            return (
+                "ImagePullBackOff",
+                f"container {cs.get('name')} cannot pull image {cs.get('image')}; the "
+                "kubelet keeps retrying until spec.activeDeadlineSeconds",
+            )
+        if reason in _STUCK_REASONS:
             return reason, f"container {cs.get('name')} cannot start: {waiting.get('message', '')}"
     return None
 
