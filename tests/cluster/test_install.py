@@ -20,11 +20,11 @@ ServiceAccount, none refused (not by RBAC, nor by the admission policy that limi
 operator's own children), and ``kubectl auth can-i --list`` shows what it may do: no wildcard,
 no Secrets.
 
-The operator's ports are set away from the defaults (8080/8081), so the test sees the chart's
-and the overlay's port settings reach the container, its probes and its Service, and one replica
-runs instead of the default two (tests/cluster/test_real_nodes.py installs the defaults: two
-replicas, ``helm test``). It still elects itself leader through the Lease
-its Role allows (tests/cluster/test_leader.py runs two operators). CRDs are kept after each
+The operator's ports are set away from the defaults (8080/8081; :data:`PORTS`), so its pod
+becomes Ready only if the chart's and the overlay's port settings reach both its arguments and
+its probes, and one replica runs instead of the default two (tests/cluster/test_real_nodes.py
+installs the defaults: two replicas, ``helm test``). It still elects itself leader through the
+Lease its Role allows (tests/cluster/test_leader.py runs two operators). CRDs are kept after each
 uninstall (``crds.keep``; the kustomize cleanup leaves them out on purpose): other test modules
 share this cluster and its CRDs.
 """
@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cluster import REPO, LocalCluster, free_port
+from harness.cluster import REPO, LocalCluster
 from harness.traffic import Traffic, read_rows, ready_pod_ips
 from modelops import datasets
 from tests.cluster.kube import (
@@ -65,6 +65,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 SYSTEM_NS = "modelops-system"
 SA = f"system:serviceaccount:{SYSTEM_NS}:modelops"
 POLICY = "iris-drift"
+PORTS = {"metrics": 9464, "health": 9465}
+"""The operator's ports in these installs: not the defaults (8080/8081)."""
 
 Obj = dict[str, Any]
 
@@ -517,8 +519,8 @@ def test_helm_install_namespaced(
                 "watch": {"allNamespaces": False, "namespaces": [ns]},
                 "nodeSelector": RUNNER,
                 "replicaCount": 1,
-                "metrics": {"port": free_port()},
-                "health": {"port": free_port()},
+                "metrics": {"port": PORTS["metrics"]},
+                "health": {"port": PORTS["health"]},
             }
         )
     )
@@ -572,9 +574,9 @@ def test_helm_install_namespaced(
 
 
 def kustomize_overlay(tmp_path: Path) -> Path:
-    """manifests/default with the nodeSelector of the nodes that run pods, free ports and one
+    """manifests/default with the nodeSelector of the nodes that run pods, :data:`PORTS` and one
     replica."""
-    metrics, health = free_port(), free_port()
+    metrics, health = PORTS["metrics"], PORTS["health"]
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     container = "/spec/template/spec/containers/0"
