@@ -698,15 +698,22 @@ def running(state_dir: Path, **kwargs: object) -> Iterator[LocalCluster]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.cluster up|down|status|env``."""
+    """``python -m harness.cluster up|down|status|env|load IMAGE...``."""
     parser = argparse.ArgumentParser(prog="python -m harness.cluster", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "load"])
+    parser.add_argument(
+        "images",
+        nargs="*",
+        help="load: built images to import into every real node's containerd (as `kind load`)",
+    )
     parser.add_argument("--state-dir", type=Path, default=REPO / ".k8s-local")
     parser.add_argument("--bin-dir", type=Path, default=DEFAULT_BIN_DIR)
     parser.add_argument("--kwok-nodes", type=int, default=1)
     parser.add_argument("--real-nodes", type=int, default=2, help="docs/real-nodes.md")
     parser.add_argument("--timeout", type=float, default=300)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    if (args.command == "load") != bool(args.images):
+        parser.error("images are given to `load`, and only to it")
     state = args.state_dir.resolve()
     if args.command == "up":
         cluster = LocalCluster(
@@ -726,6 +733,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "down":
         cluster.down()
         print(f"Cluster in {state} stopped")
+    elif args.command == "load":
+        from harness import realnode
+
+        nodes, _ = realnode.load(cluster)
+        realnode.import_images(cluster, nodes, *args.images)
+        print(f"Loaded {len(args.images)} image(s) into {', '.join(n.name for n in nodes)}")
     elif args.command == "status":
         alive = cluster.alive()
         for name in START_ORDER:

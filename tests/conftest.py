@@ -36,10 +36,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# These need what only the local control plane gives: pod IPs reachable from the test
-# process (the real nodes' network namespaces), the API server's audit log, a second cluster
-# of its own, client certificates signed by the harness's CA. Against an existing cluster they
-# are skipped, saying so; the API admission tests run anywhere.
+# These need what only the local control plane gives, so against an existing cluster they are
+# skipped, saying so: the API server's audit log (training, serving, install, gitops, leader,
+# faults, scale count the operator's writes there), files on the harness's hostPath volumes
+# (training, serving: artifacts and RETIRED markers), pod IPs reachable from the test process
+# (serving, drift, storage), an S3 server on the host at a node link's address (storage), the
+# control plane's processes and PKI (faults restart the API server; leader), the trainer image's
+# digest read from the nodes' containerd (governance), KWOK nodes (scale), clusters of their
+# own (harness). The operator's end-to-end tests through what users install — the chart, `helm
+# test`, kustomize, training, serving through the Model's Service, drift, retraining, the
+# examples' images, the canary share — run on any cluster whose `type=real-node` nodes hold the
+# built images: tests/cluster/test_real_nodes.py.
 LOCAL_ONLY = (
     "tests/harness/",
     "tests/cluster/test_training.py",
@@ -52,6 +59,7 @@ LOCAL_ONLY = (
     "tests/cluster/test_faults.py",
     "tests/cluster/test_faults_serving.py",
     "tests/cluster/test_scale.py",
+    "tests/cluster/test_storage_lifecycle.py",
 )
 
 
@@ -59,8 +67,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.getoption("--cluster") != "existing":
         return
     skip = pytest.mark.skip(
-        reason="needs the local control plane (reachable pod IPs, audit log): run without "
-        "--cluster=existing"
+        reason="needs the local control plane (audit log, hostPath volumes, pod IPs reachable "
+        "from the host; tests/conftest.py says which): run without --cluster=existing"
     )
     for item in items:
         path = item.path.relative_to(config.rootpath).as_posix()
@@ -70,20 +78,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @dataclass
 class ExistingCluster:
-    """A cluster someone else runs, reached through ``KUBECONFIG``."""
+    """A cluster someone else runs, reached through ``KUBECONFIG`` with the tools' kubectl and
+    helm (``bin_dir``, from ``make tools``), or the ones on ``PATH``."""
 
     kubeconfig: Path
-    kubectl_bin: str
+    bin_dir: Path
+    helm_cache: Path
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), *args],
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
             input=input,
             capture_output=True,
             text=True,
             check=check,
+            timeout=timeout,
+        )
+
+    def helm(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """Run helm against the cluster; the caller checks the result."""
+        return subprocess.run(
+            [str(self.bin_dir / "helm"), *args],
+            env={
+                **os.environ,
+                "KUBECONFIG": str(self.kubeconfig),
+                "HELM_CACHE_HOME": str(self.helm_cache),
+            },
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
 
@@ -97,8 +121,12 @@ def cluster(
         if not kubeconfig:
             pytest.fail("--cluster=existing needs KUBECONFIG to point at a reachable cluster")
         kubectl = shutil.which("kubectl", path=f"{DEFAULT_BIN_DIR}:{os.environ['PATH']}")
-        assert kubectl, "kubectl not found"
-        yield ExistingCluster(Path(kubeconfig), kubectl)
+        helm = shutil.which("helm", path=f"{DEFAULT_BIN_DIR}:{os.environ['PATH']}")
+        if not (kubectl and helm and Path(kubectl).parent == Path(helm).parent):
+            pytest.fail(f"kubectl and helm not found together in {DEFAULT_BIN_DIR}: make tools")
+        yield ExistingCluster(
+            Path(kubeconfig), Path(kubectl).parent, tmp_path_factory.mktemp("helm-cache")
+        )
         return
     # Not a skip: the README promises these tests, and `make test` installs what they need.
     missing = realnode.missing(DEFAULT_BIN_DIR)

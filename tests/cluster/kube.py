@@ -24,14 +24,22 @@ from harness.cluster import REPO, LocalCluster, free_port
 
 
 class Cluster(Protocol):
-    """What tests need of a cluster: the local one or an existing one."""
+    """What tests need of a cluster: the local one or an existing one (``--cluster=existing``).
+    A module typed with this, not ``LocalCluster``, runs on both."""
 
     @property
     def kubeconfig(self) -> Path: ...
 
+    @property
+    def bin_dir(self) -> Path:
+        """Where kubectl and helm are."""
+        ...
+
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]: ...
+
+    def helm(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]: ...
 
 
 def apply(cluster: Cluster, *objs: dict[str, Any], namespace: str | None = None) -> None:
@@ -466,9 +474,7 @@ spec:
 """
 
 
-def plugin(
-    cluster: LocalCluster, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+def plugin(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """``kubectl modelops …``: kubectl finds ``kubectl-modelops`` (the package's console script,
     next to this interpreter) on PATH, as it would for a user with the package installed."""
     scripts = Path(sys.executable).parent
