@@ -58,6 +58,15 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts.
 test: install tools kserve-client system-packages real-nodes-tools images ## Run every test: unit, cluster tests on a local control plane, built images on real nodes.
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: test-existing
+test-existing: install tools ## The cluster tests against the cluster $$KUBECONFIG names (kind, …): the local-harness ones are skipped, saying why.
+	@test -n "$$KUBECONFIG" || { echo "KUBECONFIG must name the cluster to test"; exit 1; }
+	$(PY) -m pytest -m cluster --cluster=existing tests/cluster $(PYTEST_ARGS)
+
+.PHONY: test-existing-local
+test-existing-local: ## `make test-existing` against a cluster started here (cluster-up, the examples' images loaded), then stopped.
+	bash hack/test-existing.sh
+
 .PHONY: test-unit
 test-unit: install tools kserve-client base-packages ## Run the unit tests only (no cluster; the helm, kstatus and promtool tests need `make tools`).
 	$(PY) -m pytest -m 'not cluster' $(PYTEST_ARGS)
@@ -73,6 +82,10 @@ cluster-up: install tools system-packages real-nodes-tools images ## Start the l
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane and everything it started.
 	$(PY) -m harness.cluster down --state-dir $(STATE_DIR)
+
+.PHONY: cluster-load
+cluster-load: ## Import built IMAGES="…" into the real nodes of the cluster in $(STATE_DIR), as `kind load` does.
+	$(PY) -m harness.cluster load --state-dir $(STATE_DIR) $(IMAGES)
 
 .PHONY: cluster-status
 cluster-status: ## Show the processes of the local control plane.
