@@ -148,22 +148,25 @@ def kubectl(cluster: Cluster, *args: str, input: str | None = None) -> str:
     return cluster.kubectl(*args, input=input, timeout=300).stdout
 
 
+def real_nodes(cluster: Cluster) -> list[dict[str, Any]]:
+    """The nodes that really run pods (labelled ``type=real-node``)."""
+    return list(
+        json.loads(
+            kubectl(cluster, "get", "nodes", "-l", f"type={realnode.NODE_LABEL}", "-o", "json")
+        )["items"]
+    )
+
+
 def node_names(cluster: Cluster) -> list[str]:
-    """The nodes that really run pods (labelled ``type=real-node``), by name."""
-    nodes = json.loads(
-        kubectl(cluster, "get", "nodes", "-l", f"type={realnode.NODE_LABEL}", "-o", "json")
-    )["items"]
-    return sorted(n["metadata"]["name"] for n in nodes)
+    return sorted(n["metadata"]["name"] for n in real_nodes(cluster))
 
 
 def test_nodes_are_ready_with_containerd(real: Cluster) -> None:
-    nodes = json.loads(
-        kubectl(real, "get", "nodes", "-l", f"type={realnode.NODE_LABEL}", "-o", "json")
-    )["items"]
+    nodes = real_nodes(real)
     assert nodes, "no node labelled type=real-node"
     for node in nodes:
         assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-        assert has_condition_status(node, "Ready")
+        assert (condition(node, "Ready") or {}).get("status") == "True", node["status"]
     if not isinstance(real, LocalCluster):
         return
     assert sorted(n["metadata"]["name"] for n in nodes) == ["real-0", "real-1"]
@@ -179,10 +182,6 @@ def test_nodes_are_ready_with_containerd(real: Cluster) -> None:
         text=True,
     )
     assert node_rules.returncode == 0, node_rules.stderr
-
-
-def has_condition_status(obj: dict[str, Any], type_: str) -> bool:
-    return (condition(obj, type_) or {}).get("status") == "True"
 
 
 def test_restricted_security_context_holds_in_a_real_container(real: Cluster) -> None:
@@ -326,6 +325,7 @@ def test_service_by_dns_name_across_nodes_and_port_forward(real: Cluster) -> Non
     )
     assert answers[2] == repr([dns_service])
     if isinstance(real, LocalCluster):
+        assert dns_service == realnode.DNS_SERVICE_IP
         assert_coredns_is_an_add_on(real)
 
     # kubectl port-forward: API server → kubelet → containerd, into the pod's namespace.
@@ -337,10 +337,6 @@ def test_service_by_dns_name_across_nodes_and_port_forward(real: Cluster) -> Non
 
 
 def assert_coredns_is_an_add_on(real: LocalCluster) -> None:
-    service = kubectl(
-        real, "-n", "kube-system", "get", "svc", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"
-    )
-    assert service == realnode.DNS_SERVICE_IP
     # CoreDNS is a cluster add-on: a Deployment in kube-system on the real nodes, its own image.
     dns = json.loads(
         kubectl(real, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json")
