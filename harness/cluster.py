@@ -91,6 +91,39 @@ def die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def run_kubectl(
+    bin_dir: Path,
+    kubeconfig: Path,
+    *args: str,
+    input: str | None = None,
+    check: bool = True,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """``bin_dir``'s kubectl against ``kubeconfig``'s cluster (this harness's or any other)."""
+    return subprocess.run(
+        [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+    )
+
+
+def run_helm(
+    bin_dir: Path, kubeconfig: Path, cache: Path, *args: str, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """``bin_dir``'s helm against ``kubeconfig``'s cluster, its cache in ``cache``; the caller
+    checks the result."""
+    return subprocess.run(
+        [str(bin_dir / "helm"), *args],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @dataclass
 class LocalCluster:
     """One local control plane rooted at ``state_dir``.
@@ -240,27 +273,14 @@ class LocalCluster:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run the cluster's own kubectl with the admin kubeconfig."""
-        return subprocess.run(
-            [str(self._bin("kubectl")), "--kubeconfig", str(self.kubeconfig), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
+        return run_kubectl(
+            self.bin_dir, self.kubeconfig, *args, input=input, check=check, timeout=timeout
         )
 
     def helm(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         """Run the tools' helm with the admin kubeconfig; the caller checks the result."""
-        return subprocess.run(
-            [str(self._bin("helm")), *args],
-            env={
-                **os.environ,
-                "KUBECONFIG": str(self.kubeconfig),
-                "HELM_CACHE_HOME": str(self.state_dir / "helm-cache"),
-            },
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        return run_helm(
+            self.bin_dir, self.kubeconfig, self.state_dir / "helm-cache", *args, timeout=timeout
         )
 
     def env(self) -> dict[str, str]:

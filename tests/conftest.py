@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from harness import realnode
-from harness.cluster import DEFAULT_BIN_DIR, LocalCluster
+from harness.cluster import DEFAULT_BIN_DIR, LocalCluster, run_helm, run_kubectl
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,28 +88,13 @@ class ExistingCluster:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=timeout,
+        return run_kubectl(
+            self.bin_dir, self.kubeconfig, *args, input=input, check=check, timeout=timeout
         )
 
     def helm(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         """Run helm against the cluster; the caller checks the result."""
-        return subprocess.run(
-            [str(self.bin_dir / "helm"), *args],
-            env={
-                **os.environ,
-                "KUBECONFIG": str(self.kubeconfig),
-                "HELM_CACHE_HOME": str(self.helm_cache),
-            },
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_helm(self.bin_dir, self.kubeconfig, self.helm_cache, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,10 @@ or the images (``make system-packages real-nodes-tools images``).
 With ``--cluster=existing`` (kind, or ``make cluster-up``) the same tests run against the
 ``KUBECONFIG`` cluster through kubectl and helm only: pods go to its nodes labelled
 ``type=real-node``, which must hold the built images (``kind load``, docs/install.md); only the
-checks of this harness's own node processes (host firewall, CoreDNS add-on) are left out. The
-module's namespaces are deleted at its end.
+checks of this harness's own nodes (node names, kubelet version, host firewall, the CoreDNS
+add-on, teardown) are left out. What the module installs there (namespaces, the chart's
+release, the kustomize install's cluster-scoped objects; not the CRDs) is deleted at its start
+and its end.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import pytest
 import yaml
 
 from harness import realnode
-from harness.cluster import DEFAULT_BIN_DIR, LocalCluster, wait_for
+from harness.cluster import DEFAULT_BIN_DIR, REPO, LocalCluster, wait_for
 from modelops.core.builders import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
@@ -58,7 +60,6 @@ from tests.unit.test_examples import example as load_example
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(600)]
 
 SERVER_IMAGE = "ghcr.io/modelops/server:0.1.0"
-ROOT = Path(__file__).resolve().parents[2]
 PROBE = "id -u; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; touch /x 2>&1 || true"
 
 
@@ -125,7 +126,7 @@ def clean_up(cluster: Cluster) -> None:
     # The workloads' first, together, while the operator is there to finish their finalizers.
     delete_namespaces(*NAMESPACES[:-1])
     cluster.helm("-n", "modelops-system", "uninstall", "modelops", "--wait", "--ignore-not-found")
-    rendered = cluster.kubectl("kustomize", str(ROOT / "manifests" / "default")).stdout
+    rendered = cluster.kubectl("kustomize", str(REPO / "manifests" / "default")).stdout
     cluster_scoped = [
         d
         for d in yaml.safe_load_all(rendered)
@@ -429,7 +430,7 @@ def operator(real: Cluster) -> str:
     ns = "modelops-system"
     real.kubectl("create", "namespace", ns)
     real.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-    chart = str(ROOT / "helm" / "modelops")
+    chart = str(REPO / "helm" / "modelops")
     # An existing cluster may have the CRDs already, from the other test modules' `kubectl
     # apply`: managed elsewhere, which is what the chart's crds.enabled=false is for.
     crds = real.kubectl("get", "crd", "models.modelops.dev", check=False).returncode == 0
@@ -757,7 +758,7 @@ def test_drift_through_the_service_retrains_on_real_nodes(real: Cluster, operato
     assert answer["model_version"] == version, (answer, output[-2000:])
 
 
-EXAMPLES = ROOT / "examples"
+EXAMPLES = REPO / "examples"
 
 
 @pytest.mark.timeout(900)  # two more images onto both nodes, two trainings, two rollouts
@@ -917,7 +918,7 @@ def test_the_kustomize_install_runs_the_built_operator_image(real: Cluster, oper
     uninstalled = helm(real, ns, "uninstall", "modelops", "--wait", "--timeout", "120s")
     assert uninstalled.returncode == 0, uninstalled.stderr
     real.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "manifests" / "default")
+        "apply", "--server-side", "--force-conflicts", "-k", str(REPO / "manifests" / "default")
     )
     real.kubectl(
         "-n", ns, "rollout", "status", "deployment/modelops", "--timeout=240s", timeout=270
